@@ -1,0 +1,198 @@
+"""Pick concrete implementations from Settings and wire them together (the only place that does).
+
+On a first development start this also makes the throwaway signing material, the
+secret key and an admin key in the data directory, and the `demo` program.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from walletsvc.apple.credentials import SigningIdentity, load_signing_identity
+from walletsvc.apple.dev_material import ensure_dev_apple_material
+from walletsvc.apple.pkpass import PkpassBuilder
+from walletsvc.apple.wallet import ApplePassSigner
+from walletsvc.config import Settings
+from walletsvc.domain.barcode import BarcodeKeyRing
+from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.program import AppleDesign, Program, Tier
+from walletsvc.google.dev_material import ensure_dev_service_account
+from walletsvc.services.api_keys import bootstrap_principal
+from walletsvc.services.context import ServiceContext
+from walletsvc.services.programs import create_program
+from walletsvc.storage.database import create_engine, session_factory
+from walletsvc.storage.migrate import upgrade
+from walletsvc.storage.secret_box import SecretBox
+from walletsvc.storage.unit_of_work import SqlUnitOfWorkFactory
+
+log = structlog.get_logger("walletsvc.bootstrap")
+
+DEV_PASS_TYPE_ID = "pass.dev.walletsvc.demo"
+DEV_TEAM_ID = "DEVTEAM123"
+
+
+@dataclass
+class Container:
+    """Everything the entry points need, built once."""
+
+    settings: Settings
+    engine: AsyncEngine
+    ctx: ServiceContext
+    apple: ApplePassSigner
+    admin_api_key: str | None
+    dev_files: dict[str, Path] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        """Release the database pool."""
+        await self.engine.dispose()
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def build_container(settings: Settings) -> Container:
+    """Wire the service from `settings`; development material is made when missing."""
+    dev_files: dict[str, Path] = {}
+    if settings.development:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret_keys = _secret_keys(settings, dev_files)
+    admin_key = _admin_key(settings, dev_files)
+    identity = _apple_identity(settings, dev_files)
+    if settings.development and settings.google.service_account_file is None:
+        dev_files["google_service_account"] = ensure_dev_service_account(
+            settings.data_dir / "google-service-account.json"
+        )
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    box = SecretBox(secret_keys)
+    public_url = settings.effective_public_url
+    apple = ApplePassSigner(PkpassBuilder(identity), f"{public_url}/apple")
+    current = secret_keys[0]
+    ring = BarcodeKeyRing(
+        keys={_key_id(key): _derive(key, "barcode") for key in secret_keys},
+        current=_key_id(current),
+    )
+    ctx = ServiceContext(
+        uow=SqlUnitOfWorkFactory(session_factory(engine), box),
+        clock=utc_now,
+        apple=apple,
+        barcode_keys=ring,
+        link_key=_derive(current, "link"),
+        identifier_pepper=_derive(secret_keys[-1], "identifier-pepper"),
+        public_url=public_url,
+        link_ttl=timedelta(days=settings.link_ttl_days),
+        development=settings.development,
+    )
+    return Container(settings, engine, ctx, apple, admin_key, dev_files)
+
+
+async def prepare_database(container: Container) -> None:
+    """Migrate (unless told not to) and, in development, create the demo program."""
+    if container.settings.migrate_on_start:
+        await upgrade(container.engine)
+    if container.settings.development and container.settings.demo.enabled:
+        await ensure_demo_program(container)
+
+
+async def ensure_demo_program(container: Container) -> None:
+    """Create the `demo` program with three tiers when it does not exist yet."""
+    ctx = container.ctx
+    program_id = container.settings.demo.program_id
+    async with ctx.uow() as uow:
+        if await uow.programs.get(program_id) is not None:
+            return
+    program = Program(
+        id=program_id,
+        name="walletsvc Demo Rewards",
+        tiers=(Tier("Bronze", 0), Tier("Silver", 500), Tier("Gold", 1500)),
+        points_per_unit=Decimal("1"),
+        apple=AppleDesign(
+            pass_type_identifier=container.apple.pass_type_identifier,
+            team_identifier=container.apple.team_identifier,
+            organization_name="walletsvc Demo",
+            description="walletsvc Demo Rewards card",
+            logo_text="Demo Rewards",
+        ),
+    )
+    await create_program(ctx, bootstrap_principal(), program)
+    log.info("demo.program.created", program=program_id)
+
+
+def _derive(secret_key: bytes, purpose: str) -> bytes:
+    # One secret, many keys: a key per purpose so no MAC can stand in for another.
+    return hmac.new(secret_key, f"walletsvc:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _key_id(secret_key: bytes) -> str:
+    return hashlib.sha256(b"walletsvc-key-id:" + secret_key).hexdigest()[:4]
+
+
+def _secret_keys(settings: Settings, dev_files: dict[str, Path]) -> list[bytes]:
+    keys = [key.get_secret_value().encode() for key in settings.previous_secret_keys]
+    if settings.secret_key is not None:
+        return [settings.secret_key.get_secret_value().encode(), *keys]
+    if not settings.development:
+        raise ConfigurationError("WALLETSVC_SECRET_KEY is required in production")
+    path = settings.data_dir / "secret-key"
+    dev_files["secret_key"] = path
+    return [_read_or_create_secret(path).encode(), *keys]
+
+
+def _admin_key(settings: Settings, dev_files: dict[str, Path]) -> str | None:
+    if settings.admin_api_key is not None:
+        return settings.admin_api_key.get_secret_value()
+    if not settings.development:
+        return None
+    path = settings.data_dir / "admin-api-key"
+    dev_files["admin_api_key"] = path
+    return _read_or_create_secret(path)
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _apple_identity(settings: Settings, dev_files: dict[str, Path]) -> SigningIdentity:
+    apple = settings.apple
+    configured = apple.pass_p12 is not None or apple.pass_certificate is not None
+    if configured:
+        if apple.wwdr_certificate is None:
+            raise ConfigurationError("set WALLETSVC_APPLE__WWDR_CERTIFICATE (Apple WWDR G4)")
+        passphrase = apple.pass_key_passphrase
+        return load_signing_identity(
+            wwdr=apple.wwdr_certificate,
+            certificate=apple.pass_certificate,
+            private_key=apple.pass_key,
+            passphrase=passphrase.get_secret_value() if passphrase else None,
+            p12=apple.pass_p12,
+        )
+    if not settings.development:
+        raise ConfigurationError("production needs a Pass Type ID certificate and key")
+    material = ensure_dev_apple_material(
+        settings.data_dir / "apple",
+        pass_type_identifier=DEV_PASS_TYPE_ID,
+        team_identifier=DEV_TEAM_ID,
+    )
+    dev_files["apple_dev_ca"] = material.ca_certificate
+    return load_signing_identity(
+        wwdr=material.ca_certificate,
+        certificate=material.certificate,
+        private_key=material.private_key,
+    )

@@ -1,0 +1,139 @@
+"""`walletsvc serve | migrate`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from walletsvc.apple.credentials import CredentialError
+from walletsvc.bootstrap import Container, build_container, prepare_database
+from walletsvc.config import Settings, load_settings
+from walletsvc.domain.errors import ConfigurationError
+from walletsvc.log import configure_logging
+from walletsvc.storage.migrate import upgrade
+from walletsvc.web.app import create_app
+
+log = structlog.get_logger("walletsvc.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named on the command line."""
+    parser = argparse.ArgumentParser(prog="walletsvc", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file (default walletsvc.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, object] = {}
+    if args.command == "serve":
+        if args.host:
+            overrides["host"] = args.host
+        if args.port:
+            overrides["port"] = args.port
+        if args.no_migrate:
+            overrides["migrate_on_start"] = False
+    try:
+        settings = load_settings(args.config, **overrides)
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"walletsvc: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(
+        fmt=settings.log_format, level=settings.log_level, production=not settings.development
+    )
+    try:
+        container = build_container(settings)
+    except (ConfigurationError, CredentialError) as exc:
+        log.error("startup.refused", detail=str(exc))
+        print(f"walletsvc: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        asyncio.run(_migrate(container))
+        return 0
+    web.run_app(
+        _serve(container),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+async def _migrate(container: Container) -> None:
+    try:
+        await upgrade(container.engine)
+        log.info("migrate.done", database=_safe_url(container.settings))
+    finally:
+        await container.close()
+
+
+async def _serve(container: Container) -> web.Application:
+    await prepare_database(container)
+    app = create_app(container)
+
+    async def close(_app: web.Application) -> None:
+        await container.close()
+
+    async def announce(_app: web.Application) -> None:
+        _print_banner(container)
+
+    app.on_startup.append(announce)
+    app.on_cleanup.append(close)
+    return app
+
+
+def _safe_url(settings: Settings) -> str:
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _print_banner(container: Container) -> None:
+    settings = container.settings
+    base = settings.effective_public_url
+    lines = [
+        f"walletsvc is running on http://{settings.host}:{settings.port} ({settings.mode})",
+        f"  database:       {_safe_url(settings)}",
+        f"  health:         {base}/healthz",
+        f"  OpenAPI:        {base}/api/v1/openapi.json",
+        f"  Apple web svc:  {base}/apple",
+    ]
+    if settings.development:
+        files = container.dev_files
+        lines += [
+            "",
+            "!" * 78,
+            "!! DEVELOPMENT MODE: passes are signed with THROWAWAY certificates made here.",
+            "!! They verify with openssl against the dev CA but WILL NOT INSTALL on a real",
+            "!! iPhone. Configure a real Pass Type ID certificate for devices (docs/).",
+            "!" * 78,
+            "",
+        ]
+        if "admin_api_key" in files:
+            lines.append(
+                f"  admin API key:  export WALLETSVC_ADMIN_API_KEY=$(cat {files['admin_api_key']})"
+            )
+        if "apple_dev_ca" in files:
+            lines.append(f"  dev CA (for openssl cms -verify): {files['apple_dev_ca']}")
+        if settings.demo.enabled:
+            lines += [
+                f"  demo program:   {settings.demo.program_id}",
+                '  try:  curl -s -H "Authorization: Bearer $WALLETSVC_ADMIN_API_KEY" '
+                f"{base}/api/v1/programs",
+            ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

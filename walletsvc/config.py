@@ -1,0 +1,147 @@
+"""Settings: `walletsvc.toml` plus `WALLETSVC_` environment variables (environment wins).
+
+Built once at start (`load_settings`) and passed down; nothing else reads the
+environment. Nested sections use `__` in environment names, for example
+`WALLETSVC_APPLE__PASS_CERTIFICATE=/etc/walletsvc/pass.pem`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("walletsvc.toml")
+
+
+class AppleSettings(BaseModel):
+    """Apple Pass Type ID signing material. Unset in development: generated throwaway material."""
+
+    pass_certificate: Path | None = None  # PEM or DER
+    pass_key: Path | None = None  # PEM or DER, optionally passphrase-protected
+    pass_key_passphrase: SecretStr | None = None
+    pass_p12: Path | None = None  # instead of certificate + key
+    wwdr_certificate: Path | None = None  # Apple WWDR G4 in production
+    team_identifier: str | None = None  # defaults to the certificate's OU
+
+
+class GoogleSettings(BaseModel):
+    """Google Wallet issuer account."""
+
+    service_account_file: Path | None = None
+    issuer_id: str | None = None
+
+
+class DemoSettings(BaseModel):
+    """The `demo` program created on first start in development."""
+
+    enabled: bool = True
+    program_id: str = "demo"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, with defaults that run with no configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WALLETSVC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=DEFAULT_CONFIG_FILE,
+    )
+
+    mode: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str = ""  # default: http://{host}:{port}
+    database_url: str = "sqlite+aiosqlite:///./walletsvc.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    migrate_on_start: bool = True
+    data_dir: Path = Path(".walletsvc")
+
+    admin_api_key: SecretStr | None = None
+    # Keys MACs (barcodes, links), hashes of emails/phones, and encrypts secrets at rest.
+    # Extra keys, oldest last, still open what they sealed while a rotation runs.
+    secret_key: SecretStr | None = None
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    link_ttl_days: int = Field(default=30, ge=1, le=365)
+    shutdown_timeout_s: float = Field(default=15.0, ge=0)
+
+    apple: AppleSettings = Field(default_factory=AppleSettings)
+    google: GoogleSettings = Field(default_factory=GoogleSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Order is precedence: explicit arguments, then the environment, then the file.
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_needs_real_material(self) -> Settings:
+        if self.mode == "production":
+            missing = []
+            if self.secret_key is None:
+                missing.append("WALLETSVC_SECRET_KEY")
+            if not self.public_url.startswith("https://"):
+                missing.append("WALLETSVC_PUBLIC_URL (https)")
+            if self.apple.wwdr_certificate is None:
+                missing.append("WALLETSVC_APPLE__WWDR_CERTIFICATE")
+            if self.apple.pass_p12 is None and (
+                self.apple.pass_certificate is None or self.apple.pass_key is None
+            ):
+                missing.append("WALLETSVC_APPLE__PASS_P12 or PASS_CERTIFICATE + PASS_KEY")
+            if missing:
+                raise ValueError("production mode needs: " + ", ".join(missing))
+            if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("WALLETSVC_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def development(self) -> bool:
+        """Tell whether throwaway material and the demo program may be used."""
+        return self.mode == "development"
+
+    @property
+    def effective_public_url(self) -> str:
+        """Return the external base URL (defaults to the listening address)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once from the TOML file (if any), the environment and overrides."""
+    if config_file is None:
+        return Settings(**overrides)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"configuration file {config_file} does not exist")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+
+    return _FromFile(**overrides)

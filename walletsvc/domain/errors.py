@@ -1,0 +1,73 @@
+"""One tree of domain errors; each carries a machine-readable reason.
+
+Only the web middleware maps these to HTTP statuses (see walletsvc/web/problem.py).
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    reason = "error"
+
+    def __init__(self, detail: str, *, reason: str | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    """The caller sent something the service cannot accept."""
+
+    reason = "invalid_input"
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist, or the caller may not know that it does."""
+
+    reason = "not_found"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (an id taken, a coupon already used)."""
+
+    reason = "conflict"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials came with the request."""
+
+    reason = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """The credentials are valid but do not allow this."""
+
+    reason = "forbidden"
+
+
+class PayloadTooLarge(DomainError):
+    """The request body is larger than the service accepts."""
+
+    reason = "payload_too_large"
+
+
+class ConfigurationError(DomainError):
+    """The service is set up in a way that cannot work; the message says what to fix."""
+
+    reason = "configuration_error"
+
+
+class Unavailable(DomainError):
+    """A dependency needed to answer is not reachable right now."""
+
+    reason = "unavailable"
+
+
+class DuplicateKey(Conflict):
+    """A row with the same unique key exists already (often a concurrent insert)."""
+
+    reason = "already_exists"

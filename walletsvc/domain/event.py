@@ -1,0 +1,38 @@
+"""In-store and wallet events, as facts that happened.
+
+Each event becomes one outbox row in the same transaction as the change that caused
+it; the relay turns rows into CloudEvents 1.0 (walletsvc/outbox/cloudevent.py).
+Types are reverse-DNS and versioned: a consumer can rely on a type's data shape
+until the version changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class EventType:
+    """The event types walletsvc emits."""
+
+    CUSTOMER_CREATED = "com.walletsvc.identity.customer_created.v1"
+    CONSENTS_CHANGED = "com.walletsvc.identity.consents_changed.v1"
+    PASS_ISSUED = "com.walletsvc.wallet.pass_issued.v1"
+    PASS_UPDATED = "com.walletsvc.wallet.pass_updated.v1"
+    PASS_VOIDED = "com.walletsvc.wallet.pass_voided.v1"
+    PASS_INSTALLED = "com.walletsvc.wallet.pass_installed.v1"
+    PASS_REMOVED = "com.walletsvc.wallet.pass_removed.v1"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something that happened to a customer. `data` never holds personal data."""
+
+    type: str
+    subject: str  # the customer (profile) id: it orders events per customer
+    data: Mapping[str, object]
+    occurred_at: datetime
+    # Made once, when the event is recorded; a retry of the delivery reuses it.
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -1,0 +1,61 @@
+"""Stores with their geofence, and the POS terminals in them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from walletsvc.domain.errors import InvalidInput
+
+STORE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MIN_RADIUS_M = 20.0  # below this, phone location noise decides on its own
+MAX_RADIUS_M = 5_000.0
+
+
+@dataclass(frozen=True)
+class Store:
+    """A physical store and the circle around it that counts as a visit."""
+
+    id: str
+    program_id: str
+    name: str
+    latitude: float
+    longitude: float
+    radius_m: float
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A POS terminal, the adapter it speaks and its signing secret."""
+
+    id: str
+    store_id: str
+    program_id: str
+    adapter: str
+    secret: str
+    created_at: datetime | None = None
+
+
+def validate_store(store: Store) -> None:
+    """Refuse a store with an unusable id, position or radius, naming the field."""
+    if not STORE_ID.match(store.id):
+        raise InvalidInput("store id must be 1-64 letters, digits or ._-", field="id")
+    if not store.name.strip():
+        raise InvalidInput("store name must not be empty", field="name")
+    if not -90.0 <= store.latitude <= 90.0:
+        raise InvalidInput("latitude must be between -90 and 90", field="latitude")
+    if not -180.0 <= store.longitude <= 180.0:
+        raise InvalidInput("longitude must be between -180 and 180", field="longitude")
+    if not MIN_RADIUS_M <= store.radius_m <= MAX_RADIUS_M:
+        raise InvalidInput(
+            f"radius_m must be between {MIN_RADIUS_M:.0f} and {MAX_RADIUS_M:.0f}", field="radius_m"
+        )
+
+
+def validate_terminal_id(terminal_id: str) -> str:
+    """Return the terminal id if usable in a URL and a header, else refuse it."""
+    if not STORE_ID.match(terminal_id):
+        raise InvalidInput("terminal id must be 1-64 letters, digits or ._-", field="id")
+    return terminal_id

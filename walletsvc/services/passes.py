@@ -1,0 +1,204 @@
+"""Issue passes and hand out their signed bundles."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+from walletsvc.domain.api_key import Principal, Scope
+from walletsvc.domain.barcode import encode_barcode
+from walletsvc.domain.customer import Customer
+from walletsvc.domain.errors import InvalidInput, NotFound
+from walletsvc.domain.event import DomainEvent, EventType
+from walletsvc.domain.identifier import Identifier, IdentifierKind
+from walletsvc.domain.link_token import make_link_token, open_link_token
+from walletsvc.domain.pass_content import PassContent
+from walletsvc.domain.program import Program
+from walletsvc.domain.wallet_pass import (
+    Coupon,
+    PassKind,
+    PassState,
+    WalletPass,
+    new_authentication_token,
+    new_serial,
+    validate_coupon,
+)
+from walletsvc.services.context import ServiceContext
+from walletsvc.services.customers import CustomerDraft, upsert_customer
+from walletsvc.services.ports import UnitOfWork
+from walletsvc.services.programs import resolve_program
+
+
+@dataclass(frozen=True)
+class PassRequest:
+    """What the caller asks for when issuing a pass."""
+
+    program: str | None
+    kind: PassKind
+    customer_id: str | None = None
+    customer_external_id: str | None = None
+    coupon: Coupon | None = None
+
+
+@dataclass(frozen=True)
+class IssuedPass:
+    """A pass and the links that put it on a phone."""
+
+    wallet_pass: WalletPass
+    created: bool
+    add_url: str
+    pkpass_url: str
+
+
+@dataclass(frozen=True)
+class PkpassBundle:
+    """A signed .pkpass and when its content last changed."""
+
+    data: bytes
+    wallet_pass: WalletPass
+
+
+async def issue_pass(ctx: ServiceContext, principal: Principal, request: PassRequest) -> IssuedPass:
+    """Issue a pass; a customer has one loyalty card per program, so that one is reused."""
+    principal.require(Scope.PASSES_WRITE)
+    validate_coupon(request.kind, request.coupon)
+    if (request.customer_id is None) == (request.customer_external_id is None):
+        raise InvalidInput(
+            "give exactly one of customer_id and customer_external_id", field="customer_id"
+        )
+    if request.customer_external_id is not None:
+        # Issuing by external id creates the customer when the brand has not yet.
+        await upsert_customer(
+            ctx,
+            principal,
+            CustomerDraft(external_id=request.customer_external_id, program=request.program),
+        )
+    now = ctx.clock()
+    async with ctx.uow() as uow:
+        program = await resolve_program(uow, principal, request.program)
+        customer = await _customer_of(uow, program, request)
+        if request.kind is PassKind.LOYALTY:
+            for held in await uow.passes.for_customer(customer.id):
+                if held.kind is PassKind.LOYALTY and held.state is PassState.ACTIVE:
+                    return _issued(ctx, held, created=False)
+        wallet_pass = WalletPass(
+            serial=new_serial(),
+            program_id=program.id,
+            customer_id=customer.id,
+            kind=request.kind,
+            authentication_token=new_authentication_token(),
+            coupon=request.coupon,
+            last_changed_at=now,
+            created_at=now,
+        )
+        pass_json = ctx.apple.render(_content(ctx, program, customer, wallet_pass))
+        wallet_pass = _with_hash(wallet_pass, pass_json)
+        await uow.passes.add(wallet_pass)
+        await uow.customers.link(
+            program.id,
+            customer.id,
+            Identifier(IdentifierKind.PASS_SERIAL, wallet_pass.serial, "issue", now),
+        )
+        await uow.outbox.add(
+            DomainEvent(
+                type=EventType.PASS_ISSUED,
+                subject=customer.id,
+                data={
+                    "customer_id": customer.id,
+                    "program": program.id,
+                    "serial": wallet_pass.serial,
+                    "kind": wallet_pass.kind.value,
+                },
+                occurred_at=now,
+            )
+        )
+        await uow.commit()
+    return _issued(ctx, wallet_pass, created=True)
+
+
+async def get_pass(ctx: ServiceContext, principal: Principal, serial: str) -> WalletPass:
+    """Return a pass the key may see, or 404."""
+    principal.require(Scope.PASSES_READ)
+    async with ctx.uow() as uow:
+        wallet_pass = await uow.passes.get(serial)
+    if wallet_pass is None:
+        raise NotFound("no such pass")
+    principal.require_program(wallet_pass.program_id)
+    return wallet_pass
+
+
+async def pkpass_for_link(ctx: ServiceContext, token: str) -> PkpassBundle:
+    """Return the signed bundle a customer's download link opens."""
+    serial = open_link_token(ctx.link_key, token, ctx.clock())
+    return await pkpass_for_serial(ctx, serial)
+
+
+async def pkpass_for_key(ctx: ServiceContext, principal: Principal, serial: str) -> PkpassBundle:
+    """Return the signed bundle of a pass the key may read."""
+    await get_pass(ctx, principal, serial)
+    return await pkpass_for_serial(ctx, serial)
+
+
+async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
+    """Render and sign the current version of a pass."""
+    async with ctx.uow() as uow:
+        wallet_pass = await uow.passes.get(serial)
+        if wallet_pass is None:
+            raise NotFound("no such pass")
+        program = await uow.programs.get(wallet_pass.program_id)
+        customer = await uow.customers.get(wallet_pass.customer_id)
+        assets = await uow.programs.assets(wallet_pass.program_id)
+    if program is None or customer is None:
+        raise NotFound("no such pass")
+    pass_json = ctx.apple.render(_content(ctx, program, customer, wallet_pass))
+    data = await ctx.apple.package(program, pass_json, assets)
+    return PkpassBundle(data=data, wallet_pass=wallet_pass)
+
+
+def add_url(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
+    """Return the customer's add-to-wallet link for a pass."""
+    return f"{ctx.public_url}/add/{_link(ctx, wallet_pass)}"
+
+
+def pkpass_url(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
+    """Return the signed, expiring download link of a pass's .pkpass."""
+    return f"{ctx.public_url}/add/{_link(ctx, wallet_pass)}/pass.pkpass"
+
+
+def _link(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
+    return make_link_token(ctx.link_key, wallet_pass.serial, ctx.clock() + ctx.link_ttl)
+
+
+def _issued(ctx: ServiceContext, wallet_pass: WalletPass, *, created: bool) -> IssuedPass:
+    return IssuedPass(
+        wallet_pass=wallet_pass,
+        created=created,
+        add_url=add_url(ctx, wallet_pass),
+        pkpass_url=pkpass_url(ctx, wallet_pass),
+    )
+
+
+async def _customer_of(uow: UnitOfWork, program: Program, request: PassRequest) -> Customer:
+    if request.customer_id is not None:
+        customer = await uow.customers.get(request.customer_id)
+    else:
+        assert request.customer_external_id is not None
+        customer = await uow.customers.get_by_external_id(program.id, request.customer_external_id)
+    if customer is None or customer.program_id != program.id:
+        raise NotFound("no such customer in this program", field="customer_id")
+    return customer
+
+
+def _content(
+    ctx: ServiceContext, program: Program, customer: Customer, wallet_pass: WalletPass
+) -> PassContent:
+    return PassContent(
+        program=program,
+        customer=customer,
+        wallet_pass=wallet_pass,
+        barcode_message=encode_barcode(ctx.barcode_keys, wallet_pass.serial),
+    )
+
+
+def _with_hash(wallet_pass: WalletPass, pass_json: bytes) -> WalletPass:
+    return replace(wallet_pass, content_hash=hashlib.sha256(pass_json).hexdigest())

@@ -1,0 +1,135 @@
+"""The ports: how use cases reach storage, the wallets and the clock.
+
+Implementations live in the adapter packages (storage, apple, ...) and are wired
+together in walletsvc/bootstrap.py; tests of the use cases can use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from walletsvc.domain.api_key import Scope
+from walletsvc.domain.customer import Customer
+from walletsvc.domain.event import DomainEvent
+from walletsvc.domain.identifier import Identifier, IdentifierKind
+from walletsvc.domain.pass_content import PassContent
+from walletsvc.domain.program import Program
+from walletsvc.domain.store import Store, Terminal
+from walletsvc.domain.wallet_pass import WalletPass
+
+
+@dataclass(frozen=True)
+class StoredApiKey:
+    """An API key as kept at rest: only a hash of its secret."""
+
+    id: str
+    name: str
+    secret_hash: str
+    scopes: frozenset[Scope]
+    program_id: str | None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ProgramRepository(Protocol):
+    async def get(self, program_id: str) -> Program | None: ...
+    async def list(self, program_id: str | None = None) -> list[Program]: ...
+    async def add(self, program: Program) -> None: ...
+    async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None: ...
+    async def assets(self, program_id: str) -> dict[str, bytes]: ...
+
+
+class CustomerRepository(Protocol):
+    async def get(self, customer_id: str) -> Customer | None: ...
+    async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None: ...
+    async def add(self, customer: Customer) -> None: ...
+    async def update(self, customer: Customer) -> None: ...
+    async def link(self, program_id: str, customer_id: str, identifier: Identifier) -> None: ...
+    async def identifiers(self, customer_id: str) -> list[Identifier]: ...
+    async def find(self, program_id: str, kind: IdentifierKind, value: str) -> str | None: ...
+
+
+class PassRepository(Protocol):
+    async def get(self, serial: str) -> WalletPass | None: ...
+    async def add(self, wallet_pass: WalletPass) -> None: ...
+    async def update(self, wallet_pass: WalletPass) -> None: ...
+    async def for_customer(self, customer_id: str) -> list[WalletPass]: ...
+
+
+class StoreRepository(Protocol):
+    async def get(self, store_id: str) -> Store | None: ...
+    async def add(self, store: Store) -> None: ...
+
+
+class TerminalRepository(Protocol):
+    async def get(self, terminal_id: str) -> Terminal | None: ...
+    async def add(self, terminal: Terminal) -> None: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def get(self, key_id: str) -> StoredApiKey | None: ...
+    async def add(self, key: StoredApiKey) -> None: ...
+
+
+class Outbox(Protocol):
+    async def add(self, event: DomainEvent) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: state changes and their outbox rows commit together or not at all."""
+
+    @property
+    def programs(self) -> ProgramRepository: ...
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def passes(self) -> PassRepository: ...
+
+    @property
+    def stores(self) -> StoreRepository: ...
+
+    @property
+    def terminals(self) -> TerminalRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    async def commit(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class ApplePasses(Protocol):
+    """Renders what a pass shows into pass.json, and packs it into a signed .pkpass."""
+
+    def render(self, content: PassContent) -> bytes: ...
+
+    def default_assets(self, program: Program) -> dict[str, bytes]: ...
+
+    async def package(
+        self, program: Program, pass_json: bytes, assets: Mapping[str, bytes]
+    ) -> bytes: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...

@@ -1,0 +1,73 @@
+"""Add stores and the POS terminals in them."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import replace
+
+from walletsvc.domain.api_key import Principal, Scope
+from walletsvc.domain.errors import Conflict, InvalidInput, NotFound
+from walletsvc.domain.store import Store, Terminal, validate_store, validate_terminal_id
+from walletsvc.services.context import ServiceContext
+
+# `walletsvc` is the signed scan API; vendor adapters add their slugs (pos_adapters).
+OWN_ADAPTER = "walletsvc"
+
+
+def new_terminal_secret() -> str:
+    """Return a Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def add_store(ctx: ServiceContext, principal: Principal, store: Store) -> Store:
+    """Add a store to a program."""
+    principal.require(Scope.STORES_WRITE)
+    principal.require_program(store.program_id)
+    validate_store(store)
+    store = replace(store, created_at=ctx.clock())
+    async with ctx.uow() as uow:
+        if await uow.programs.get(store.program_id) is None:
+            raise NotFound(f"no program {store.program_id!r}", field="program")
+        if await uow.stores.get(store.id) is not None:
+            raise Conflict(f"store {store.id!r} exists already", reason="already_exists")
+        await uow.stores.add(store)
+        await uow.commit()
+    return store
+
+
+async def add_terminal(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    store_id: str,
+    terminal_id: str,
+    adapter: str,
+    known_adapters: frozenset[str],
+) -> Terminal:
+    """Add a terminal to a store; the returned secret is shown to the caller only now."""
+    principal.require(Scope.STORES_WRITE)
+    validate_terminal_id(terminal_id)
+    if adapter not in known_adapters:
+        raise InvalidInput(
+            f"unknown adapter {adapter!r}; known: {', '.join(sorted(known_adapters))}",
+            field="adapter",
+        )
+    async with ctx.uow() as uow:
+        store = await uow.stores.get(store_id)
+        if store is None:
+            raise NotFound("no such store")
+        principal.require_program(store.program_id)
+        if await uow.terminals.get(terminal_id) is not None:
+            raise Conflict(f"terminal {terminal_id!r} exists already", reason="already_exists")
+        terminal = Terminal(
+            id=terminal_id,
+            store_id=store.id,
+            program_id=store.program_id,
+            adapter=adapter,
+            secret=new_terminal_secret(),
+            created_at=ctx.clock(),
+        )
+        await uow.terminals.add(terminal)
+        await uow.commit()
+    return terminal

@@ -1,0 +1,275 @@
+"""SQL implementations of the repository ports, all working inside one session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from walletsvc.domain.api_key import parse_scopes
+from walletsvc.domain.customer import Customer
+from walletsvc.domain.identifier import Identifier, IdentifierKind
+from walletsvc.domain.program import Program
+from walletsvc.domain.store import Store, Terminal
+from walletsvc.domain.wallet_pass import WalletPass
+from walletsvc.services.ports import StoredApiKey
+from walletsvc.storage import mapping
+from walletsvc.storage.secret_box import SecretBox
+from walletsvc.storage.tables import (
+    ApiKeyRow,
+    CustomerRow,
+    IdentifierRow,
+    PassRow,
+    ProgramAssetRow,
+    ProgramRow,
+    StoreRow,
+    TerminalRow,
+)
+
+
+class SqlProgramRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, program_id: str) -> Program | None:
+        row = await self._session.get(ProgramRow, program_id)
+        return mapping.program_from_row(row) if row else None
+
+    async def list(self, program_id: str | None = None) -> list[Program]:
+        query = select(ProgramRow).order_by(col(ProgramRow.id))
+        if program_id is not None:
+            query = query.where(ProgramRow.id == program_id)
+        rows = (await self._session.exec(query)).all()
+        return [mapping.program_from_row(row) for row in rows]
+
+    async def add(self, program: Program) -> None:
+        self._session.add(mapping.program_to_row(program))
+
+    async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None:
+        await self._session.exec(
+            delete(ProgramAssetRow).where(col(ProgramAssetRow.program_id) == program_id)
+        )
+        for name, content in sorted(assets.items()):
+            self._session.add(ProgramAssetRow(program_id=program_id, name=name, content=content))
+
+    async def assets(self, program_id: str) -> dict[str, bytes]:
+        query = select(ProgramAssetRow).where(ProgramAssetRow.program_id == program_id)
+        return {row.name: row.content for row in (await self._session.exec(query)).all()}
+
+
+class SqlCustomerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, customer_id: str) -> Customer | None:
+        row = await self._session.get(CustomerRow, customer_id)
+        return mapping.customer_from_row(row) if row else None
+
+    async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None:
+        query = select(CustomerRow).where(
+            CustomerRow.program_id == program_id, CustomerRow.external_id == external_id
+        )
+        row = (await self._session.exec(query)).first()
+        return mapping.customer_from_row(row) if row else None
+
+    async def add(self, customer: Customer) -> None:
+        assert customer.created_at is not None and customer.updated_at is not None
+        self._session.add(
+            CustomerRow(
+                id=customer.id,
+                program_id=customer.program_id,
+                external_id=customer.external_id,
+                location_consent=customer.consents.location,
+                marketing_consent=customer.consents.marketing,
+                points_balance=customer.points_balance,
+                tier=customer.tier,
+                created_at=customer.created_at,
+                updated_at=customer.updated_at,
+            )
+        )
+
+    async def update(self, customer: Customer) -> None:
+        row = await self._session.get(CustomerRow, customer.id)
+        if row is None:
+            raise LookupError(f"customer {customer.id} vanished during the transaction")
+        mapping.customer_into_row(customer, row)
+        self._session.add(row)
+
+    async def link(self, program_id: str, customer_id: str, identifier: Identifier) -> None:
+        assert identifier.created_at is not None
+        self._session.add(
+            IdentifierRow(
+                program_id=program_id,
+                customer_id=customer_id,
+                kind=identifier.kind.value,
+                value=identifier.value,
+                source=identifier.source,
+                created_at=identifier.created_at,
+            )
+        )
+
+    async def identifiers(self, customer_id: str) -> list[Identifier]:
+        query = (
+            select(IdentifierRow)
+            .where(IdentifierRow.customer_id == customer_id)
+            .order_by(col(IdentifierRow.id))
+        )
+        return [
+            Identifier(
+                kind=IdentifierKind(row.kind),
+                value=row.value,
+                source=row.source,
+                created_at=mapping.aware(row.created_at),
+            )
+            for row in (await self._session.exec(query)).all()
+        ]
+
+    async def find(self, program_id: str, kind: IdentifierKind, value: str) -> str | None:
+        query = select(IdentifierRow.customer_id).where(
+            IdentifierRow.program_id == program_id,
+            IdentifierRow.kind == kind.value,
+            IdentifierRow.value == value,
+        )
+        return (await self._session.exec(query)).first()
+
+
+class SqlPassRepository:
+    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+        self._session = session
+        self._box = box
+
+    async def get(self, serial: str) -> WalletPass | None:
+        row = await self._session.get(PassRow, serial)
+        return self._from_row(row) if row else None
+
+    async def add(self, wallet_pass: WalletPass) -> None:
+        assert wallet_pass.created_at is not None and wallet_pass.last_changed_at is not None
+        self._session.add(
+            PassRow(
+                serial=wallet_pass.serial,
+                program_id=wallet_pass.program_id,
+                customer_id=wallet_pass.customer_id,
+                kind=wallet_pass.kind.value,
+                state=wallet_pass.state.value,
+                auth_token_sealed=self._box.seal(wallet_pass.authentication_token),
+                coupon=mapping.coupon_to_json(wallet_pass.coupon),
+                void_reason=wallet_pass.void_reason,
+                version=wallet_pass.version,
+                content_hash=wallet_pass.content_hash,
+                last_changed_at=wallet_pass.last_changed_at,
+                created_at=wallet_pass.created_at,
+            )
+        )
+
+    async def update(self, wallet_pass: WalletPass) -> None:
+        row = await self._session.get(PassRow, wallet_pass.serial)
+        if row is None:
+            raise LookupError(f"pass {wallet_pass.serial} vanished during the transaction")
+        assert wallet_pass.last_changed_at is not None
+        row.state = wallet_pass.state.value
+        row.coupon = mapping.coupon_to_json(wallet_pass.coupon)
+        row.void_reason = wallet_pass.void_reason
+        row.version = wallet_pass.version
+        row.content_hash = wallet_pass.content_hash
+        row.last_changed_at = wallet_pass.last_changed_at
+        self._session.add(row)
+
+    async def for_customer(self, customer_id: str) -> list[WalletPass]:
+        query = (
+            select(PassRow)
+            .where(PassRow.customer_id == customer_id)
+            .order_by(col(PassRow.created_at))
+        )
+        return [self._from_row(row) for row in (await self._session.exec(query)).all()]
+
+    def _from_row(self, row: PassRow) -> WalletPass:
+        return mapping.pass_from_row(row, self._box.open(row.auth_token_sealed))
+
+
+class SqlStoreRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, store_id: str) -> Store | None:
+        row = await self._session.get(StoreRow, store_id)
+        return mapping.store_from_row(row) if row else None
+
+    async def add(self, store: Store) -> None:
+        assert store.created_at is not None
+        self._session.add(
+            StoreRow(
+                id=store.id,
+                program_id=store.program_id,
+                name=store.name,
+                latitude=store.latitude,
+                longitude=store.longitude,
+                radius_m=store.radius_m,
+                created_at=store.created_at,
+            )
+        )
+
+
+class SqlTerminalRepository:
+    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+        self._session = session
+        self._box = box
+
+    async def get(self, terminal_id: str) -> Terminal | None:
+        row = await self._session.get(TerminalRow, terminal_id)
+        if row is None:
+            return None
+        return Terminal(
+            id=row.id,
+            store_id=row.store_id,
+            program_id=row.program_id,
+            adapter=row.adapter,
+            secret=self._box.open(row.secret_sealed),
+            created_at=mapping.aware(row.created_at),
+        )
+
+    async def add(self, terminal: Terminal) -> None:
+        assert terminal.created_at is not None
+        self._session.add(
+            TerminalRow(
+                id=terminal.id,
+                store_id=terminal.store_id,
+                program_id=terminal.program_id,
+                adapter=terminal.adapter,
+                secret_sealed=self._box.seal(terminal.secret),
+                created_at=terminal.created_at,
+            )
+        )
+
+
+class SqlApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, key_id: str) -> StoredApiKey | None:
+        row = await self._session.get(ApiKeyRow, key_id)
+        if row is None:
+            return None
+        return StoredApiKey(
+            id=row.id,
+            name=row.name,
+            secret_hash=row.secret_hash,
+            scopes=parse_scopes(row.scopes),
+            program_id=row.program_id,
+            created_at=mapping.aware(row.created_at),
+            revoked_at=mapping.aware(row.revoked_at) if row.revoked_at else None,
+        )
+
+    async def add(self, key: StoredApiKey) -> None:
+        assert key.created_at is not None
+        self._session.add(
+            ApiKeyRow(
+                id=key.id,
+                name=key.name,
+                secret_hash=key.secret_hash,
+                scopes=sorted(s.value for s in key.scopes),
+                program_id=key.program_id,
+                created_at=key.created_at,
+            )
+        )

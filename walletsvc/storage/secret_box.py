@@ -1,0 +1,39 @@
+"""Encryption at rest for secrets the service must read back (terminal secrets, pass tokens)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class SecretBox:
+    """Seals and opens small secrets with keys derived from the service's secret key.
+
+    Several keys may be given: the first seals, all of them open, so the secret key
+    can be rotated without losing what was sealed before.
+    """
+
+    def __init__(self, secret_keys: list[bytes]) -> None:
+        if not secret_keys:
+            raise ValueError("SecretBox needs at least one key")
+        self._fernet = MultiFernet([Fernet(_derive(key)) for key in secret_keys])
+
+    def seal(self, plaintext: str) -> str:
+        """Return `plaintext` encrypted and authenticated."""
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        """Return what `seal` sealed; a wrong key or tampering raises ValueError."""
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise ValueError(
+                "a sealed secret could not be opened with the configured keys"
+            ) from None
+
+
+def _derive(secret_key: bytes) -> bytes:
+    digest = hashlib.sha256(b"walletsvc-secret-box:" + secret_key).digest()
+    return base64.urlsafe_b64encode(digest)

@@ -1,0 +1,149 @@
+"""The database tables: the only place with `table=True`.
+
+The schema changes only through alembic migrations (storage/migrations/versions);
+these classes must match what the migrations create (a test checks that).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary
+from sqlalchemy import UniqueConstraint as Unique
+from sqlmodel import Field, SQLModel
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _utc() -> Any:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+def _utc_nullable() -> Any:
+    return Column(DateTime(timezone=True), nullable=True)
+
+
+class ProgramRow(SQLModel, table=True):
+    __tablename__ = "programs"
+
+    id: str = Field(primary_key=True, max_length=63)
+    name: str = Field(max_length=200)
+    points_per_unit: str = Field(max_length=32)  # a Decimal, kept exact as text
+    tiers: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    apple: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    google: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    design_version: int = 1
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class ProgramAssetRow(SQLModel, table=True):
+    __tablename__ = "program_assets"
+
+    program_id: str = Field(primary_key=True, foreign_key="programs.id", max_length=63)
+    name: str = Field(primary_key=True, max_length=200)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class StoreRow(SQLModel, table=True):
+    __tablename__ = "stores"
+
+    id: str = Field(primary_key=True, max_length=64)
+    program_id: str = Field(foreign_key="programs.id", index=True, max_length=63)
+    name: str = Field(max_length=200)
+    latitude: float
+    longitude: float
+    radius_m: float
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class TerminalRow(SQLModel, table=True):
+    __tablename__ = "terminals"
+
+    id: str = Field(primary_key=True, max_length=64)
+    store_id: str = Field(foreign_key="stores.id", index=True, max_length=64)
+    program_id: str = Field(foreign_key="programs.id", max_length=63)
+    adapter: str = Field(max_length=32)
+    secret_sealed: str  # encrypted with the data key: it must be read back to verify HMACs
+    previous_secret_sealed: str | None = None  # still accepted while a rotation runs
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class CustomerRow(SQLModel, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (Unique("program_id", "external_id", name="uq_customers_program_external"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    program_id: str = Field(foreign_key="programs.id", max_length=63)
+    external_id: str = Field(max_length=128)
+    location_consent: bool = False
+    marketing_consent: bool = False
+    points_balance: int = Field(default=0, sa_type=BigInteger)
+    tier: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class IdentifierRow(SQLModel, table=True):
+    __tablename__ = "identifiers"
+    __table_args__ = (
+        Unique("program_id", "kind", "value", name="uq_identifiers_program_kind_value"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    program_id: str = Field(foreign_key="programs.id", max_length=63)
+    customer_id: str = Field(foreign_key="customers.id", index=True, max_length=40)
+    kind: str = Field(max_length=32)
+    value: str = Field(max_length=200)
+    source: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class PassRow(SQLModel, table=True):
+    __tablename__ = "passes"
+
+    serial: str = Field(primary_key=True, max_length=40)
+    program_id: str = Field(foreign_key="programs.id", max_length=63)
+    customer_id: str = Field(foreign_key="customers.id", index=True, max_length=40)
+    kind: str = Field(max_length=16)
+    state: str = Field(max_length=16)
+    auth_token_sealed: str  # Apple's authenticationToken, encrypted: re-rendered into every update
+    coupon: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    void_reason: str | None = Field(default=None, max_length=200)
+    version: int = 1
+    content_hash: str = Field(max_length=64)
+    last_changed_at: datetime = Field(sa_column=_utc())
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    secret_hash: str = Field(max_length=64)
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    program_id: str | None = Field(default=None, foreign_key="programs.id", max_length=63)
+    created_at: datetime = Field(sa_column=_utc())
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+
+
+class OutboxRow(SQLModel, table=True):
+    """An event waiting for the relay; written in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_partition_seq", "partition_key", "seq"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    event_id: str = Field(unique=True, max_length=36)
+    type: str = Field(max_length=120)
+    subject: str = Field(max_length=64)
+    partition_key: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_column=_utc())
+    recorded_at: datetime = Field(sa_column=_utc())
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+metadata = SQLModel.metadata

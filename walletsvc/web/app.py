@@ -1,0 +1,22 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from walletsvc.bootstrap import Container
+from walletsvc.web import customer_api, health, pass_api, program_api  # noqa: F401  (registers routes)
+from walletsvc.web.api import router
+from walletsvc.web.keys import CONTAINER
+from walletsvc.web.middleware import problem_details, request_context
+
+
+def create_app(container: Container) -> web.Application:
+    """Build the application around an already wired container."""
+    app = web.Application(
+        middlewares=[request_context, problem_details],
+        client_max_size=container.settings.max_body_bytes,
+    )
+    app[CONTAINER] = container
+    router.install(app)
+    return app

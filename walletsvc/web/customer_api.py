@@ -1,0 +1,91 @@
+"""Customer profiles: create-or-update by external id, and read."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from walletsvc.domain.customer import Consents
+from walletsvc.services.customers import (
+    CustomerDraft,
+    CustomerProfile,
+    get_customer_profile,
+    upsert_customer,
+)
+from walletsvc.web import schemas as s
+from walletsvc.web.api import router
+from walletsvc.web.auth import principal_of
+from walletsvc.web.keys import CONTAINER
+from walletsvc.web.router import json_response
+
+
+@router.route(
+    "POST",
+    "/api/v1/customers",
+    summary="Create a customer, or update the one with this external_id",
+    tag="customers",
+    body=s.CustomerIn,
+    responses={201: s.CustomerOut, 200: s.CustomerOut},
+)
+async def post_customer(request: web.Request, body: s.CustomerIn) -> web.Response:
+    principal = await principal_of(request)
+    ctx = request.app[CONTAINER].ctx
+    consents = (
+        Consents(location=body.consents.location, marketing=body.consents.marketing)
+        if body.consents is not None
+        else None
+    )
+    customer, created = await upsert_customer(
+        ctx,
+        principal,
+        CustomerDraft(
+            external_id=body.external_id,
+            program=body.program,
+            email=body.email,
+            phone=body.phone,
+            consents=consents,
+        ),
+    )
+    profile = await get_customer_profile(ctx, principal, customer.id)
+    return json_response(profile_out(profile), 201 if created else 200)
+
+
+@router.route(
+    "GET",
+    "/api/v1/customers/{customer_id}",
+    summary="A customer's profile: identifiers, consents, balance, tier, passes",
+    tag="customers",
+    responses={200: s.CustomerOut},
+)
+async def get_customer(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    profile = await get_customer_profile(
+        request.app[CONTAINER].ctx, principal, request.match_info["customer_id"]
+    )
+    return json_response(profile_out(profile))
+
+
+def profile_out(profile: CustomerProfile) -> s.CustomerOut:
+    """Return the API view of a customer profile."""
+    customer = profile.customer
+    return s.CustomerOut(
+        id=customer.id,
+        program=customer.program_id,
+        external_id=customer.external_id,
+        consents=s.ConsentsOut(
+            location=customer.consents.location, marketing=customer.consents.marketing
+        ),
+        balance=customer.points_balance,
+        tier=customer.tier,
+        identifiers=[
+            s.IdentifierOut(
+                kind=i.kind.value, value=i.value, source=i.source, created_at=i.created_at
+            )
+            for i in profile.identifiers
+        ],
+        passes=[
+            s.PassSummaryOut(serial=p.serial, kind=p.kind.value, state=p.state.value)
+            for p in profile.passes
+        ],
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )

@@ -1,0 +1,89 @@
+"""Request ids, access logs and problem+json for every error, client's or ours."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from walletsvc.domain.errors import ConfigurationError, DomainError
+from walletsvc.web.problem import from_domain_error, problem
+
+log = structlog.get_logger("walletsvc.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+REQUEST_ID_KEY = "request_id"
+
+
+def request_id_of(request: web.Request) -> str | None:
+    """Return the id this request is logged under."""
+    value = request.get(REQUEST_ID_KEY)
+    return value if isinstance(value, str) else None
+
+
+def _route_of(request: web.Request) -> str:
+    # The route template, never the raw path: paths carry link tokens and device ids.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (the caller's X-Request-Id if sane), log it, time it."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    request[REQUEST_ID_KEY] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        log.info(
+            "http.request",
+            method=request.method,
+            route=_route_of(request),
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+@web.middleware
+async def problem_details(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into problem+json; a bug answers 500 without its stack trace."""
+    request_id = request_id_of(request)
+    try:
+        return await handler(request)
+    except DomainError as error:
+        if isinstance(error, ConfigurationError):
+            log.error("service.misconfigured", detail=error.detail)
+        return from_domain_error(error, request_id)
+    except web.HTTPRequestEntityTooLarge:
+        return problem(
+            413, "the request body is too large", reason="payload_too_large", request_id=request_id
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(
+            exc.status, exc.reason, reason=reason, request_id=request_id, headers=headers
+        )
+    except Exception:
+        log.exception("http.unhandled_error")
+        return problem(
+            500,
+            "something went wrong on our side; quote the request id when reporting it",
+            reason="internal_error",
+            request_id=request_id,
+        )

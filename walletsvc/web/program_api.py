@@ -1,0 +1,171 @@
+"""API keys, programs, stores and terminals."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from walletsvc.domain.program import AppleDesign, GoogleSettings, Program, Tier
+from walletsvc.domain.store import Store
+from walletsvc.services.api_keys import create_api_key
+from walletsvc.services.programs import create_program, list_programs
+from walletsvc.services.stores import OWN_ADAPTER, add_store, add_terminal
+from walletsvc.web import schemas as s
+from walletsvc.web.api import router
+from walletsvc.web.auth import principal_of
+from walletsvc.web.keys import CONTAINER
+from walletsvc.web.router import json_response
+
+
+@router.route(
+    "POST",
+    "/api/v1/api-keys",
+    summary="Create an API key; its secret is shown once",
+    tag="access",
+    body=s.ApiKeyIn,
+    responses={201: s.ApiKeyOut},
+)
+async def create_key(request: web.Request, body: s.ApiKeyIn) -> web.Response:
+    principal = await principal_of(request)
+    ctx = request.app[CONTAINER].ctx
+    stored, secret = await create_api_key(
+        ctx, principal, name=body.name, scopes=body.scopes, program_id=body.program
+    )
+    out = s.ApiKeyOut(
+        id=stored.id,
+        key=secret,
+        name=stored.name,
+        scopes=sorted(scope.value for scope in stored.scopes),
+        program=stored.program_id,
+    )
+    return json_response(out, 201)
+
+
+def program_out(program: Program) -> s.ProgramOut:
+    """Return the API view of a program."""
+    apple, google = program.apple, program.google
+    return s.ProgramOut(
+        id=program.id,
+        name=program.name,
+        tiers=[s.TierOut(name=t.name, min_points=t.min_points) for t in program.tiers],
+        points_per_unit=program.points_per_unit,
+        apple=s.AppleDesignOut(
+            pass_type_identifier=apple.pass_type_identifier,
+            team_identifier=apple.team_identifier,
+            organization_name=apple.organization_name,
+            description=apple.description,
+            logo_text=apple.logo_text,
+            background_color=apple.background_color,
+            foreground_color=apple.foreground_color,
+            label_color=apple.label_color,
+        ),
+        google=s.GoogleOut(issuer_id=google.issuer_id, class_suffix=google.class_suffix),
+        design_version=program.design_version,
+        created_at=program.created_at,
+    )
+
+
+@router.route(
+    "GET",
+    "/api/v1/programs",
+    summary="List the programs this key may see",
+    tag="programs",
+    responses={200: s.ProgramListOut},
+)
+async def get_programs(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    programs = await list_programs(request.app[CONTAINER].ctx, principal)
+    return json_response(s.ProgramListOut(items=[program_out(p) for p in programs]))
+
+
+@router.route(
+    "POST",
+    "/api/v1/programs",
+    summary="Create a program",
+    tag="programs",
+    body=s.ProgramIn,
+    responses={201: s.ProgramOut},
+)
+async def post_program(request: web.Request, body: s.ProgramIn) -> web.Response:
+    principal = await principal_of(request)
+    container = request.app[CONTAINER]
+    design = body.apple
+    program = Program(
+        id=body.id,
+        name=body.name,
+        tiers=tuple(Tier(t.name, t.min_points) for t in body.tiers),
+        points_per_unit=body.points_per_unit,
+        apple=AppleDesign(
+            pass_type_identifier=design.pass_type_identifier
+            or container.apple.pass_type_identifier,
+            team_identifier=design.team_identifier or container.apple.team_identifier,
+            organization_name=design.organization_name or body.name,
+            description=design.description or f"{body.name} loyalty card",
+            logo_text=design.logo_text,
+            background_color=design.background_color,
+            foreground_color=design.foreground_color,
+            label_color=design.label_color,
+        ),
+        google=GoogleSettings(
+            issuer_id=body.google.issuer_id, class_suffix=body.google.class_suffix
+        ),
+    )
+    created = await create_program(container.ctx, principal, program)
+    return json_response(program_out(created), 201)
+
+
+@router.route(
+    "POST",
+    "/api/v1/stores",
+    summary="Add a store",
+    tag="stores",
+    body=s.StoreIn,
+    responses={201: s.StoreOut},
+)
+async def post_store(request: web.Request, body: s.StoreIn) -> web.Response:
+    principal = await principal_of(request)
+    store = await add_store(
+        request.app[CONTAINER].ctx,
+        principal,
+        Store(
+            id=body.id,
+            program_id=body.program,
+            name=body.name,
+            latitude=body.latitude,
+            longitude=body.longitude,
+            radius_m=body.radius_m,
+        ),
+    )
+    out = s.StoreOut(
+        id=store.id,
+        program=store.program_id,
+        name=store.name,
+        latitude=store.latitude,
+        longitude=store.longitude,
+        radius_m=store.radius_m,
+        created_at=store.created_at,
+    )
+    return json_response(out, 201)
+
+
+@router.route(
+    "POST",
+    "/api/v1/stores/{store_id}/terminals",
+    summary="Add a POS terminal; its signing secret is shown once",
+    tag="stores",
+    body=s.TerminalIn,
+    responses={201: s.TerminalOut},
+)
+async def post_terminal(request: web.Request, body: s.TerminalIn) -> web.Response:
+    principal = await principal_of(request)
+    terminal = await add_terminal(
+        request.app[CONTAINER].ctx,
+        principal,
+        store_id=request.match_info["store_id"],
+        terminal_id=body.id,
+        adapter=body.adapter,
+        known_adapters=frozenset({OWN_ADAPTER}),
+    )
+    out = s.TerminalOut(
+        id=terminal.id, store_id=terminal.store_id, adapter=terminal.adapter, secret=terminal.secret
+    )
+    return json_response(out, 201)

@@ -1,0 +1,248 @@
+"""Typed routes: one declaration installs the aiohttp handler and describes it in OpenAPI.
+
+Request bodies are parsed from raw bytes and validated by the route's pydantic `In`
+model (unknown fields refused); the OpenAPI document is generated from the same
+models, so the description cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from walletsvc.web.middleware import request_id_of
+from walletsvc.web.problem import PROBLEM_MEDIA_TYPE, problem
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Endpoint = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented HTTP operation."""
+
+    method: str
+    path: str
+    endpoint: Endpoint
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    responses: dict[int, type[BaseModel] | str | None]
+    auth: bool
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class ApiRouter:
+    """Collects operations; installs them into an app and renders the OpenAPI document."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        responses: dict[int, type[BaseModel] | str | None],
+        body: type[BaseModel] | None = None,
+        auth: bool = True,
+        query: dict[str, str] | None = None,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare an operation; the endpoint gets (request) or (request, parsed body)."""
+
+        def register(endpoint: Endpoint) -> Endpoint:
+            self.operations.append(
+                Operation(method, path, endpoint, summary, tag, body, responses, auth, query or {})
+            )
+            return endpoint
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        """Add every operation's handler to `app`."""
+        for operation in self.operations:
+            app.router.add_route(operation.method, operation.path, _handler(operation))
+
+
+def _handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    model = operation.body
+    if model is None:
+
+        async def plain(request: web.Request) -> web.StreamResponse:
+            return await operation.endpoint(request)
+
+        return plain
+
+    async def with_body(request: web.Request) -> web.StreamResponse:
+        parsed = await parse_body(request, model)
+        if isinstance(parsed, web.Response):
+            return parsed
+        return await operation.endpoint(request, parsed)
+
+    return with_body
+
+
+async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT | web.Response:
+    """Return the validated body, or the problem response that explains what is wrong."""
+    request_id = request_id_of(request)
+    if request.content_type not in ("application/json", ""):
+        return problem(
+            415,
+            "send the body as application/json",
+            reason="unsupported_media_type",
+            request_id=request_id,
+        )
+    raw = await request.read()
+    try:
+        data = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problem(
+            400,
+            f"the body is not valid JSON: {exc}",
+            reason="malformed_json",
+            request_id=request_id,
+        )
+    if not isinstance(data, dict):
+        return problem(
+            400, "the body must be a JSON object", reason="malformed_json", request_id=request_id
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        first = errors[0]
+        return problem(
+            422,
+            f"{first['field'] or 'body'}: {first['message']}",
+            reason="validation_failed",
+            request_id=request_id,
+            field=first["field"] or None,
+            errors=errors,
+        )
+
+
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    """Return a model as JSON (by alias, so Apple/Google spellings survive)."""
+    return web.Response(
+        status=status,
+        text=model.model_dump_json(by_alias=True),
+        content_type="application/json",
+    )
+
+
+def openapi_document(
+    router: ApiRouter, *, title: str, version: str, server_url: str
+) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 description of every operation on `router`."""
+    schemas: dict[str, Any] = {"Problem": _PROBLEM_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+
+    def ref(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict[str, str]:
+        schema = model.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}", mode=mode
+        )
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    for operation in router.operations:
+        item: dict[str, Any] = {
+            "summary": operation.summary,
+            "tags": [operation.tag],
+            "operationId": operation.endpoint.__name__,
+            "responses": {},
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_parameters(operation.path)
+        ]
+        parameters += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": description,
+            }
+            for name, description in operation.query.items()
+        ]
+        if parameters:
+            item["parameters"] = parameters
+        if operation.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(operation.body, "validation")}},
+            }
+        for status, response in operation.responses.items():
+            entry: dict[str, Any] = {"description": TITLES_OK.get(status, "response")}
+            if isinstance(response, type):
+                entry["content"] = {"application/json": {"schema": ref(response, "serialization")}}
+            elif isinstance(response, str):
+                entry["content"] = {response: {"schema": {"type": "string", "format": "binary"}}}
+            item["responses"][str(status)] = entry
+        for status in _error_statuses(operation):
+            item["responses"].setdefault(
+                str(status),
+                {
+                    "description": "problem",
+                    "content": {
+                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                },
+            )
+        if operation.auth:
+            item["security"] = [{"bearer": []}]
+        paths.setdefault(operation.path, {})[operation.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+def _error_statuses(operation: Operation) -> list[int]:
+    statuses = [404, 500]
+    if operation.auth:
+        statuses += [401, 403]
+    if operation.body is not None:
+        statuses += [400, 413, 415, 422]
+    return sorted(statuses)
+
+
+TITLES_OK = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 304: "Not Modified"}
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "reason"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "reason": {"type": "string", "description": "stable machine-readable cause"},
+        "field": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}

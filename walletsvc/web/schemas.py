@@ -1,0 +1,253 @@
+"""Request (`In`) and response (`Out`) models of the server-to-server API (API.md).
+
+Requests refuse unknown fields, so a typo is an error and not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ApiKeyIn(In):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    scopes: Annotated[list[str], Field(min_length=1, max_length=20)]
+    program: str | None = None
+
+
+class ApiKeyOut(Out):
+    id: str
+    key: str = Field(description="the secret; shown only in this answer")
+    name: str
+    scopes: list[str]
+    program: str | None
+
+
+class TierIn(In):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    min_points: Annotated[int, Field(ge=0, le=10**12)]
+
+
+class AppleDesignIn(In):
+    pass_type_identifier: str | None = Field(
+        default=None, description="defaults to the configured Pass Type ID certificate's"
+    )
+    team_identifier: str | None = Field(default=None, description="defaults to the certificate's")
+    organization_name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=200)
+    logo_text: str | None = Field(default=None, max_length=40)
+    background_color: str = "rgb(20, 40, 80)"
+    foreground_color: str = "rgb(255, 255, 255)"
+    label_color: str = "rgb(200, 210, 230)"
+
+
+class GoogleIn(In):
+    issuer_id: Annotated[str, Field(pattern=r"^\d{1,30}$")] | None = None
+    class_suffix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] | None = None
+
+
+class ProgramIn(In):
+    id: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Name
+    tiers: Annotated[list[TierIn], Field(min_length=1, max_length=20)]
+    points_per_unit: Annotated[Decimal, Field(ge=0, le=10000, max_digits=12, decimal_places=4)] = (
+        Decimal("1")
+    )
+    apple: AppleDesignIn = Field(default_factory=AppleDesignIn)
+    google: GoogleIn = Field(default_factory=GoogleIn)
+
+
+class TierOut(Out):
+    name: str
+    min_points: int
+
+
+class AppleDesignOut(Out):
+    pass_type_identifier: str
+    team_identifier: str
+    organization_name: str
+    description: str
+    logo_text: str | None
+    background_color: str
+    foreground_color: str
+    label_color: str
+
+
+class GoogleOut(Out):
+    issuer_id: str | None
+    class_suffix: str | None
+
+
+class ProgramOut(Out):
+    id: str
+    name: str
+    tiers: list[TierOut]
+    points_per_unit: Decimal
+    apple: AppleDesignOut
+    google: GoogleOut
+    design_version: int
+    created_at: datetime | None
+
+    @field_serializer("points_per_unit")
+    def _exact(self, value: Decimal) -> str:
+        return str(value)
+
+
+class ProgramListOut(Out):
+    items: list[ProgramOut]
+
+
+class StoreIn(In):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    program: str
+    name: Name
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    radius_m: Annotated[float, Field(ge=20, le=5000)] = 100.0
+
+
+class StoreOut(Out):
+    id: str
+    program: str
+    name: str
+    latitude: float
+    longitude: float
+    radius_m: float
+    created_at: datetime | None
+
+
+class TerminalIn(In):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    adapter: Annotated[str, Field(min_length=1, max_length=32)] = "walletsvc"
+
+
+class TerminalOut(Out):
+    id: str
+    store_id: str
+    adapter: str
+    secret: str = Field(description="Standard Webhooks secret (whsec_...); shown only now")
+
+
+class ConsentsIn(In):
+    location: bool = False
+    marketing: bool = False
+
+
+class CustomerIn(In):
+    external_id: Annotated[str, Field(min_length=1, max_length=128)]
+    email: Annotated[str, Field(max_length=254)] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    consents: ConsentsIn | None = None
+    program: str | None = Field(
+        default=None, description="needed only for a key not bound to a program when several exist"
+    )
+
+
+class ConsentsOut(Out):
+    location: bool
+    marketing: bool
+
+
+class IdentifierOut(Out):
+    kind: str
+    value: str = Field(description="emails and phone numbers appear only as keyed hashes")
+    source: str
+    created_at: datetime | None
+
+
+class PassSummaryOut(Out):
+    serial: str
+    kind: str
+    state: str
+
+
+class CustomerOut(Out):
+    id: str
+    program: str
+    external_id: str
+    consents: ConsentsOut
+    balance: int
+    tier: str
+    identifiers: list[IdentifierOut]
+    passes: list[PassSummaryOut]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class CouponIn(In):
+    title: Annotated[str, Field(min_length=1, max_length=80)]
+    description: Annotated[str, Field(max_length=500)] | None = None
+    discount: Annotated[str, Field(max_length=40)] | None = None
+    expires_at: datetime | None = None
+
+
+class PassIn(In):
+    program: str | None = None
+    kind: Literal["loyalty", "coupon"]
+    customer_id: str | None = None
+    customer_external_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    coupon: CouponIn | None = None
+
+
+class ApplePassOut(Out):
+    pkpass_url: str = Field(description="signed link; expires after link_ttl_days")
+
+
+class GooglePassOut(Out):
+    save_url: str | None = Field(description="null until Google Wallet is configured")
+
+
+class PassIssuedOut(Out):
+    serial: str
+    kind: str
+    state: str
+    program: str
+    customer_id: str
+    add_url: str
+    apple: ApplePassOut
+    google: GooglePassOut
+
+
+class CouponOut(Out):
+    title: str
+    description: str | None
+    discount: str | None
+    expires_at: datetime | None
+
+
+class InstallsOut(Out):
+    apple: int
+    google: int
+
+
+class PassOut(Out):
+    serial: str
+    program: str
+    customer_id: str
+    kind: str
+    state: str
+    void_reason: str | None
+    coupon: CouponOut | None
+    version: int
+    installs: InstallsOut
+    last_updated: datetime | None
+    created_at: datetime | None
+
+
+class HealthOut(Out):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
