@@ -35,7 +35,7 @@ class Customer:
 
 def validate_external_id(external_id: str) -> str:
     """Return the external id if it is usable as a key, else refuse it."""
-    if not EXTERNAL_ID.match(external_id):
+    if not EXTERNAL_ID.fullmatch(external_id):
         raise InvalidInput(
             "external_id must be 1-128 characters of letters, digits and ._:@-",
             field="external_id",

@@ -16,7 +16,7 @@ from enum import StrEnum
 from walletsvc.domain.errors import InvalidInput
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class IdentifierKind(StrEnum):
@@ -41,7 +41,7 @@ class Identifier:
 def normalize_email(email: str) -> str:
     """Return the address trimmed and lower-cased, or refuse one that is not an address."""
     value = email.strip().lower()
-    if len(value) > 254 or not EMAIL.match(value):
+    if len(value) > 254 or not EMAIL.fullmatch(value):
         raise InvalidInput("email is not a valid address", field="email")
     return value
 
@@ -51,7 +51,7 @@ def normalize_phone(phone: str) -> str:
     value = re.sub(r"[\s()./-]", "", phone.strip())
     if value.startswith("00"):
         value = "+" + value[2:]
-    if not PHONE.match(value):
+    if not PHONE.fullmatch(value):
         raise InvalidInput(
             "phone must be an international number such as +49 151 12345678", field="phone"
         )

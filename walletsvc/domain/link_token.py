@@ -7,12 +7,16 @@ key, so a link cannot be made for another serial or kept alive past its expiry.
 from __future__ import annotations
 
 import base64
+import re
 import hashlib
 import hmac
 from datetime import UTC, datetime
 
 from walletsvc.domain.errors import NotFound
 from walletsvc.domain.wallet_pass import is_serial
+
+
+EXPIRY = re.compile(r"[0-9]{1,12}")
 
 
 class ExpiredLink(NotFound):
@@ -35,7 +39,8 @@ def make_link_token(key: bytes, serial: str, expires_at: datetime) -> str:
 def open_link_token(key: bytes, token: str, now: datetime) -> str:
     """Return the serial a token opens; unknown, forged and expired tokens are refused."""
     parts = token.split(".")
-    if len(parts) != 3 or not is_serial(parts[0]) or not parts[1].isdigit():
+    # ASCII digits only: str.isdigit() would let "²" through to int() and crash.
+    if len(parts) != 3 or not is_serial(parts[0]) or not EXPIRY.fullmatch(parts[1]):
         raise NotFound("this link is not valid", reason="link_invalid")
     serial, expires_text, mac = parts
     expires = int(expires_text)

@@ -12,7 +12,7 @@ from walletsvc.domain.errors import InvalidInput
 
 PROGRAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Apple's colour format: "rgb(r, g, b)".
-RGB = re.compile(r"^rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)$")
+RGB = re.compile(r"^rgb\(\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*\)$")
 # Reverse-DNS pass type ids as Apple issues them ("pass.com.example.loyalty").
 PASS_TYPE_ID = re.compile(r"^pass(\.[A-Za-z0-9-]+)+$")
 TEAM_ID = re.compile(r"^[A-Z0-9]{10}$")
@@ -77,7 +77,7 @@ class Program:
 
 def validate_program(program: Program, *, development: bool) -> None:
     """Refuse a program whose id, tiers, rate or design cannot work, naming the field."""
-    if not PROGRAM_ID.match(program.id):
+    if not PROGRAM_ID.fullmatch(program.id):
         raise InvalidInput(
             "program id must be 1-63 lowercase letters, digits or '-', starting with a letter "
             "or digit",
@@ -86,30 +86,30 @@ def validate_program(program: Program, *, development: bool) -> None:
     if not program.name.strip():
         raise InvalidInput("program name must not be empty", field="name")
     validate_tiers(program.tiers)
-    if program.points_per_unit < 0 or program.points_per_unit > 10_000:
+    rate = program.points_per_unit
+    if not rate.is_finite() or rate < 0 or rate > 10_000:
         raise InvalidInput("points_per_unit must be between 0 and 10000", field="points_per_unit")
     apple = program.apple
-    if not PASS_TYPE_ID.match(apple.pass_type_identifier):
+    if not PASS_TYPE_ID.fullmatch(apple.pass_type_identifier):
         raise InvalidInput(
             "pass_type_identifier must look like 'pass.com.example.loyalty'",
             field="apple.pass_type_identifier",
         )
     # Development material uses free-form team ids; real Apple team ids are 10 characters.
-    if not development and not TEAM_ID.match(apple.team_identifier):
+    if not development and not TEAM_ID.fullmatch(apple.team_identifier):
         raise InvalidInput(
             "team_identifier must be the 10-character Apple team id",
             field="apple.team_identifier",
         )
     for name in ("background_color", "foreground_color", "label_color"):
         value = getattr(apple, name)
-        match = RGB.match(value)
+        match = RGB.fullmatch(value)
         if not match or any(int(part) > 255 for part in match.groups()):
             raise InvalidInput(f"{name} must be 'rgb(r, g, b)' with 0-255", field=f"apple.{name}")
-    if not apple.organization_name.strip() or not apple.description.strip():
-        raise InvalidInput(
-            "organization_name and description are required by Apple",
-            field="apple.organization_name",
-        )
+    if not apple.organization_name.strip():
+        raise InvalidInput("Apple requires organization_name", field="apple.organization_name")
+    if not apple.description.strip():
+        raise InvalidInput("Apple requires description", field="apple.description")
 
 
 def validate_tiers(tiers: tuple[Tier, ...]) -> None:
@@ -128,7 +128,7 @@ def validate_tiers(tiers: tuple[Tier, ...]) -> None:
 
 def rgb_triple(value: str) -> tuple[int, int, int]:
     """Return the (r, g, b) of an Apple colour string."""
-    match = RGB.match(value)
+    match = RGB.fullmatch(value)
     if not match:
         raise InvalidInput(f"not an rgb() colour: {value!r}")
     r, g, b = (int(part) for part in match.groups())

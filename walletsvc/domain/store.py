@@ -40,7 +40,7 @@ class Terminal:
 
 def validate_store(store: Store) -> None:
     """Refuse a store with an unusable id, position or radius, naming the field."""
-    if not STORE_ID.match(store.id):
+    if not STORE_ID.fullmatch(store.id):
         raise InvalidInput("store id must be 1-64 letters, digits or ._-", field="id")
     if not store.name.strip():
         raise InvalidInput("store name must not be empty", field="name")
@@ -56,6 +56,6 @@ def validate_store(store: Store) -> None:
 
 def validate_terminal_id(terminal_id: str) -> str:
     """Return the terminal id if usable in a URL and a header, else refuse it."""
-    if not STORE_ID.match(terminal_id):
+    if not STORE_ID.fullmatch(terminal_id):
         raise InvalidInput("terminal id must be 1-64 letters, digits or ._-", field="id")
     return terminal_id

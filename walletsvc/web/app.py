@@ -19,4 +19,5 @@ def create_app(container: Container) -> web.Application:
     )
     app[CONTAINER] = container
     router.install(app)
+    health.describe(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from walletsvc.domain.api_key import Principal
 from walletsvc.domain.customer import Consents
 from walletsvc.services.customers import (
     CustomerDraft,
@@ -13,7 +14,6 @@ from walletsvc.services.customers import (
 )
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
-from walletsvc.web.auth import principal_of
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.router import json_response
 
@@ -26,8 +26,9 @@ from walletsvc.web.router import json_response
     body=s.CustomerIn,
     responses={201: s.CustomerOut, 200: s.CustomerOut},
 )
-async def post_customer(request: web.Request, body: s.CustomerIn) -> web.Response:
-    principal = await principal_of(request)
+async def post_customer(
+    request: web.Request, principal: Principal, body: s.CustomerIn
+) -> web.Response:
     ctx = request.app[CONTAINER].ctx
     consents = (
         Consents(location=body.consents.location, marketing=body.consents.marketing)
@@ -56,8 +57,7 @@ async def post_customer(request: web.Request, body: s.CustomerIn) -> web.Respons
     tag="customers",
     responses={200: s.CustomerOut},
 )
-async def get_customer(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
+async def get_customer(request: web.Request, principal: Principal) -> web.Response:
     profile = await get_customer_profile(
         request.app[CONTAINER].ctx, principal, request.match_info["customer_id"]
     )

@@ -56,14 +56,14 @@ async def readyz(request: web.Request) -> web.Response:
     auth=False,
 )
 async def openapi(request: web.Request) -> web.Response:
-    app = request.app
-    document = app.get(OPENAPI)
-    if document is None:
-        document = openapi_document(
-            router,
-            title="walletsvc",
-            version="1",
-            server_url=app[CONTAINER].settings.effective_public_url,
-        )
-        app[OPENAPI] = document
-    return web.json_response(document)
+    return web.json_response(request.app[OPENAPI])
+
+
+def describe(app: web.Application) -> None:
+    """Render the OpenAPI document once, when the app is built."""
+    app[OPENAPI] = openapi_document(
+        router,
+        title="walletsvc",
+        version="1",
+        server_url=app[CONTAINER].settings.effective_public_url,
+    )

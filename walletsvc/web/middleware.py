@@ -17,13 +17,12 @@ log = structlog.get_logger("walletsvc.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-REQUEST_ID_KEY = "request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
 def request_id_of(request: web.Request) -> str | None:
     """Return the id this request is logged under."""
-    value = request.get(REQUEST_ID_KEY)
-    return value if isinstance(value, str) else None
+    return request.get(REQUEST_ID_KEY)
 
 
 def _route_of(request: web.Request) -> str:

@@ -7,6 +7,7 @@ from email.utils import format_datetime
 from aiohttp import web
 
 from walletsvc.apple.pkpass import PKPASS_MEDIA_TYPE
+from walletsvc.domain.api_key import Principal
 from walletsvc.domain.wallet_pass import Coupon, PassKind, WalletPass
 from walletsvc.services.passes import (
     PassRequest,
@@ -18,7 +19,6 @@ from walletsvc.services.passes import (
 )
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
-from walletsvc.web.auth import principal_of
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.router import json_response
 
@@ -31,8 +31,7 @@ from walletsvc.web.router import json_response
     body=s.PassIn,
     responses={201: s.PassIssuedOut, 200: s.PassIssuedOut},
 )
-async def post_pass(request: web.Request, body: s.PassIn) -> web.Response:
-    principal = await principal_of(request)
+async def post_pass(request: web.Request, principal: Principal, body: s.PassIn) -> web.Response:
     coupon = (
         Coupon(
             title=body.coupon.title,
@@ -100,8 +99,7 @@ def pass_out(wallet_pass: WalletPass) -> s.PassOut:
     tag="passes",
     responses={200: s.PassOut},
 )
-async def get_pass_state(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
+async def get_pass_state(request: web.Request, principal: Principal) -> web.Response:
     wallet_pass = await get_pass(
         request.app[CONTAINER].ctx, principal, request.match_info["serial"]
     )
@@ -115,8 +113,7 @@ async def get_pass_state(request: web.Request) -> web.Response:
     tag="passes",
     responses={200: PKPASS_MEDIA_TYPE},
 )
-async def get_pkpass_with_key(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
+async def get_pkpass_with_key(request: web.Request, principal: Principal) -> web.Response:
     bundle = await pkpass_for_key(
         request.app[CONTAINER].ctx, principal, request.match_info["serial"]
     )

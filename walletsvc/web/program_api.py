@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from walletsvc.domain.api_key import Principal
 from walletsvc.domain.program import AppleDesign, GoogleSettings, Program, Tier
 from walletsvc.domain.store import Store
 from walletsvc.services.api_keys import create_api_key
@@ -11,7 +12,6 @@ from walletsvc.services.programs import create_program, list_programs
 from walletsvc.services.stores import OWN_ADAPTER, add_store, add_terminal
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
-from walletsvc.web.auth import principal_of
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.router import json_response
 
@@ -24,8 +24,7 @@ from walletsvc.web.router import json_response
     body=s.ApiKeyIn,
     responses={201: s.ApiKeyOut},
 )
-async def create_key(request: web.Request, body: s.ApiKeyIn) -> web.Response:
-    principal = await principal_of(request)
+async def create_key(request: web.Request, principal: Principal, body: s.ApiKeyIn) -> web.Response:
     ctx = request.app[CONTAINER].ctx
     stored, secret = await create_api_key(
         ctx, principal, name=body.name, scopes=body.scopes, program_id=body.program
@@ -71,8 +70,7 @@ def program_out(program: Program) -> s.ProgramOut:
     tag="programs",
     responses={200: s.ProgramListOut},
 )
-async def get_programs(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
+async def get_programs(request: web.Request, principal: Principal) -> web.Response:
     programs = await list_programs(request.app[CONTAINER].ctx, principal)
     return json_response(s.ProgramListOut(items=[program_out(p) for p in programs]))
 
@@ -85,8 +83,9 @@ async def get_programs(request: web.Request) -> web.Response:
     body=s.ProgramIn,
     responses={201: s.ProgramOut},
 )
-async def post_program(request: web.Request, body: s.ProgramIn) -> web.Response:
-    principal = await principal_of(request)
+async def post_program(
+    request: web.Request, principal: Principal, body: s.ProgramIn
+) -> web.Response:
     container = request.app[CONTAINER]
     design = body.apple
     program = Program(
@@ -121,8 +120,7 @@ async def post_program(request: web.Request, body: s.ProgramIn) -> web.Response:
     body=s.StoreIn,
     responses={201: s.StoreOut},
 )
-async def post_store(request: web.Request, body: s.StoreIn) -> web.Response:
-    principal = await principal_of(request)
+async def post_store(request: web.Request, principal: Principal, body: s.StoreIn) -> web.Response:
     store = await add_store(
         request.app[CONTAINER].ctx,
         principal,
@@ -155,8 +153,9 @@ async def post_store(request: web.Request, body: s.StoreIn) -> web.Response:
     body=s.TerminalIn,
     responses={201: s.TerminalOut},
 )
-async def post_terminal(request: web.Request, body: s.TerminalIn) -> web.Response:
-    principal = await principal_of(request)
+async def post_terminal(
+    request: web.Request, principal: Principal, body: s.TerminalIn
+) -> web.Response:
     terminal = await add_terminal(
         request.app[CONTAINER].ctx,
         principal,

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from walletsvc.web.auth import principal_of
 from walletsvc.web.middleware import request_id_of
 from walletsvc.web.problem import PROBLEM_MEDIA_TYPE, problem
 
@@ -55,7 +56,7 @@ class ApiRouter:
         auth: bool = True,
         query: dict[str, str] | None = None,
     ) -> Callable[[Endpoint], Endpoint]:
-        """Declare an operation; the endpoint gets (request) or (request, parsed body)."""
+        """Declare an operation; the endpoint gets `request`, and `principal` and `body` if any."""
 
         def register(endpoint: Endpoint) -> Endpoint:
             self.operations.append(
@@ -72,21 +73,20 @@ class ApiRouter:
 
 
 def _handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    model = operation.body
-    if model is None:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        arguments: dict[str, Any] = {}
+        # Who is calling is settled before the body is read: an unauthenticated caller
+        # learns nothing about what a valid body would look like.
+        if operation.auth:
+            arguments["principal"] = await principal_of(request)
+        if operation.body is not None:
+            parsed = await parse_body(request, operation.body)
+            if isinstance(parsed, web.Response):
+                return parsed
+            arguments["body"] = parsed
+        return await operation.endpoint(request, **arguments)
 
-        async def plain(request: web.Request) -> web.StreamResponse:
-            return await operation.endpoint(request)
-
-        return plain
-
-    async def with_body(request: web.Request) -> web.StreamResponse:
-        parsed = await parse_body(request, model)
-        if isinstance(parsed, web.Response):
-            return parsed
-        return await operation.endpoint(request, parsed)
-
-    return with_body
+    return handle
 
 
 async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT | web.Response:
