@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import text
+
 
 def path_of(url: str) -> str:
     """Return the path and query of an absolute URL the service handed out."""
@@ -78,3 +80,22 @@ def verify_pkpass(pkpass: bytes, ca_file: Path, workdir: Path) -> dict[str, Any]
     assert "eContent: <ABSENT>" in printed
     pass_json: dict[str, Any] = json.loads(files["pass.json"])
     return pass_json
+
+
+async def issue_loyalty(client: Any, headers: dict[str, str], external_id: str) -> dict[str, Any]:
+    """Issue a loyalty pass through the API for a customer named by external id."""
+    response = await client.post(
+        "/api/v1/passes",
+        json={"kind": "loyalty", "customer_external_id": external_id},
+        headers=headers,
+    )
+    assert response.status in (200, 201), await response.text()
+    issued: dict[str, Any] = await response.json()
+    return issued
+
+
+async def count_rows(container: Any, table: str) -> int:
+    """Return how many rows a table holds."""
+    async with container.engine.connect() as connection:
+        result = await connection.execute(text(f"SELECT count(*) FROM {table}"))
+        return int(result.scalar_one())

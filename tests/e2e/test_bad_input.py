@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+
+from tests.helpers import count_rows
 
 PROBLEM = "application/problem+json"
-
-
-async def count(container, table: str) -> int:
-    async with container.engine.connect() as connection:
-        return (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
 
 
 async def test_malformed_json_is_a_400_problem(client, admin, container):
@@ -24,7 +20,7 @@ async def test_malformed_json_is_a_400_problem(client, admin, container):
     body = await response.json()
     assert body["reason"] == "malformed_json"
     assert body["status"] == 400 and body["title"] and body["type"] and body["detail"]
-    assert await count(container, "customers") == 0
+    assert await count_rows(container, "customers") == 0
 
 
 @pytest.mark.parametrize(
@@ -44,7 +40,7 @@ async def test_invalid_customer_fields_are_named(client, admin, container, paylo
     assert response.status == 422, await response.text()
     assert response.content_type == PROBLEM
     assert (await response.json())["field"] == field
-    assert await count(container, "customers") == 0
+    assert await count_rows(container, "customers") == 0
 
 
 async def test_a_json_array_body_is_refused(client, admin):
@@ -65,7 +61,7 @@ async def test_an_oversized_body_is_refused(client, admin, container):
     response = await client.post("/api/v1/customers", json=huge, headers=admin)
     assert response.status == 413
     assert response.content_type == PROBLEM
-    assert await count(container, "customers") == 0
+    assert await count_rows(container, "customers") == 0
 
 
 async def test_unknown_route_and_wrong_method_are_problems(client, admin):
@@ -88,7 +84,7 @@ async def test_program_with_falling_tiers_is_refused(client, admin, container):
     )
     assert response.status == 422
     assert (await response.json())["field"] == "tiers"
-    assert await count(container, "programs") == 1  # only the demo program
+    assert await count_rows(container, "programs") == 1  # only the demo program
 
 
 async def test_program_id_taken_is_a_conflict(client, admin):
@@ -106,7 +102,7 @@ async def test_pass_for_unknown_customer_is_404(client, admin, container):
         "/api/v1/passes", json={"kind": "loyalty", "customer_id": "cus_nobody"}, headers=admin
     )
     assert response.status == 404
-    assert await count(container, "passes") == 0
+    assert await count_rows(container, "passes") == 0
 
 
 async def test_pass_needs_exactly_one_customer_reference(client, admin):
@@ -127,7 +123,7 @@ async def test_store_with_impossible_coordinates_is_refused(client, admin, conta
     )
     assert response.status == 422
     assert (await response.json())["field"] == "latitude"
-    assert await count(container, "stores") == 0
+    assert await count_rows(container, "stores") == 0
 
 
 async def test_errors_never_carry_a_stack_trace(client, admin):

@@ -6,10 +6,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-
 from tests.conftest import CERTS, EXTERNAL_DATABASE, PUBLIC_URL, empty_all_tables
-from tests.helpers import path_of, unpack, verify_pkpass
+from tests.helpers import count_rows, issue_loyalty, path_of, unpack, verify_pkpass
 from walletsvc.bootstrap import build_container, prepare_database
 from walletsvc.domain.link_token import make_link_token
 from walletsvc.web.app import create_app
@@ -112,17 +110,11 @@ async def test_coupon_without_title_is_refused_and_nothing_is_written(client, ad
     assert response.status == 422
     problem = await response.json()
     assert problem["field"] == "coupon.title"
-    async with container.engine.connect() as connection:
-        passes = (await connection.execute(text("SELECT count(*) FROM passes"))).scalar_one()
-    assert passes == 0
+    assert await count_rows(container, "passes") == 0
 
 
 async def test_pass_state_is_readable_by_serial(client, admin):
-    issued = await (
-        await client.post(
-            "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "c5"}, headers=admin
-        )
-    ).json()
+    issued = await issue_loyalty(client, admin, "c5")
     response = await client.get(f"/api/v1/passes/{issued['serial']}", headers=admin)
     assert response.status == 200
     state = await response.json()
@@ -134,11 +126,7 @@ async def test_pass_state_is_readable_by_serial(client, admin):
 
 
 async def test_pkpass_downloads_with_an_api_key_too(client, admin):
-    issued = await (
-        await client.post(
-            "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "c6"}, headers=admin
-        )
-    ).json()
+    issued = await issue_loyalty(client, admin, "c6")
     with_key = await client.get(f"/api/v1/passes/{issued['serial']}/pass.pkpass", headers=admin)
     assert with_key.status == 200
     without_key = await client.get(f"/api/v1/passes/{issued['serial']}/pass.pkpass")
@@ -146,11 +134,7 @@ async def test_pkpass_downloads_with_an_api_key_too(client, admin):
 
 
 async def test_a_tampered_download_link_is_refused(client, admin):
-    issued = await (
-        await client.post(
-            "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "c7"}, headers=admin
-        )
-    ).json()
+    issued = await issue_loyalty(client, admin, "c7")
     path = path_of(issued["apple"]["pkpass_url"])
     serial, expires, mac = path.split("/")[2].split(".")
     forged_expiry = f"/add/{serial}.{int(expires) + 86400}.{mac}/pass.pkpass"
@@ -164,13 +148,7 @@ async def test_an_expired_download_link_says_so(make_settings, aiohttp_client, a
     await prepare_database(container)
     try:
         client = await aiohttp_client(create_app(container))
-        issued = await (
-            await client.post(
-                "/api/v1/passes",
-                json={"kind": "loyalty", "customer_external_id": "c8"},
-                headers=admin,
-            )
-        ).json()
+        issued = await issue_loyalty(client, admin, "c8")
         # A link made for a moment already past, with the service's own key.
         past = datetime.fromtimestamp(time.time() - 60, UTC)
         token = make_link_token(container.ctx.link_key, issued["serial"], past)

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from tests.helpers import issue_loyalty
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.customers import CustomerDraft, upsert_customer
@@ -112,11 +113,7 @@ async def test_pass_tokens_and_terminal_secrets_are_sealed_at_rest(client, admin
     )
     assert again.status == 409
 
-    issued = await (
-        await client.post(
-            "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "s1"}, headers=admin
-        )
-    ).json()
+    issued = await issue_loyalty(client, admin, "s1")
     async with container.ctx.uow() as uow:
         token = (await uow.passes.get(issued["serial"])).authentication_token
         assert (await uow.terminals.get("till-1")).secret == secret

@@ -7,14 +7,13 @@ key, so a link cannot be made for another serial or kept alive past its expiry.
 from __future__ import annotations
 
 import base64
-import re
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 
 from walletsvc.domain.errors import NotFound
 from walletsvc.domain.wallet_pass import is_serial
-
 
 EXPIRY = re.compile(r"[0-9]{1,12}")
 
