@@ -18,7 +18,11 @@ from pathlib import Path
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from walletsvc.apple.credentials import SigningIdentity, load_signing_identity
+from walletsvc.apple.credentials import (
+    SigningIdentity,
+    days_until_expiry,
+    load_signing_identity,
+)
 from walletsvc.apple.dev_material import ensure_dev_apple_material
 from walletsvc.apple.pkpass import PkpassBuilder
 from walletsvc.apple.wallet import ApplePassSigner
@@ -70,6 +74,7 @@ def build_container(settings: Settings) -> Container:
     secret_keys = _secret_keys(settings, dev_files)
     admin_key = _admin_key(settings, dev_files)
     identity = _apple_identity(settings, dev_files)
+    _check_expiry(identity)
     if settings.development and settings.google.service_account_file is None:
         dev_files["google_service_account"] = ensure_dev_service_account(
             settings.data_dir / "google-service-account.json"
@@ -167,6 +172,21 @@ def _read_or_create_secret(path: Path) -> str:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _check_expiry(identity: SigningIdentity) -> None:
+    days = days_until_expiry(identity, utc_now())
+    if days < 0:
+        raise ConfigurationError(
+            f"the Pass Type ID certificate for {identity.pass_type_identifier} has expired; "
+            "renew it in Apple's developer portal and configure the new one"
+        )
+    if days <= 30:
+        log.warning(
+            "apple.certificate.expiring",
+            pass_type_identifier=identity.pass_type_identifier,
+            days_left=days,
+        )
 
 
 def _apple_identity(settings: Settings, dev_files: dict[str, Path]) -> SigningIdentity:

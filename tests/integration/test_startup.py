@@ -1,0 +1,92 @@
+"""Start-up refuses settings and certificates that cannot work, saying what to fix."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
+
+from tests.conftest import CERTS
+from walletsvc.apple.credentials import CredentialError
+from walletsvc.apple.dev_material import ensure_dev_apple_material
+from walletsvc.bootstrap import build_container
+from walletsvc.cli import main
+from walletsvc.config import load_settings
+from walletsvc.domain.errors import ConfigurationError
+
+
+def expired_pass_certificate(tmp_path):
+    """A pass certificate from the example CA whose validity ended yesterday."""
+    ca_cert = x509.load_pem_x509_certificate((CERTS / "wwdr-dev-ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((CERTS / "wwdr-dev-ca-key.pem").read_bytes(), None)
+    key = serialization.load_pem_private_key((CERTS / "pass-key.pem").read_bytes(), None)
+    now = datetime.now(UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.USER_ID, "pass.com.example.walletsvc.demo"),
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, "Pass Type ID: pass.com.example.walletsvc.demo"
+            ),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "DEVTEAM123"),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=400))
+        .not_valid_after(now - timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    path = tmp_path / "expired.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_an_expired_pass_certificate_stops_the_start(make_settings, tmp_path):
+    settings = make_settings(
+        apple={
+            "pass_certificate": expired_pass_certificate(tmp_path),
+            "pass_key": CERTS / "pass-key.pem",
+            "wwdr_certificate": CERTS / "wwdr-dev-ca.pem",
+        }
+    )
+    with pytest.raises(ConfigurationError, match="expired"):
+        build_container(settings)
+
+
+def test_production_refuses_to_start_without_real_material(monkeypatch):
+    monkeypatch.setenv("WALLETSVC_MODE", "production")
+    with pytest.raises(ValidationError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert "WALLETSVC_SECRET_KEY" in message
+    assert "WALLETSVC_APPLE__WWDR_CERTIFICATE" in message
+
+
+def test_cli_reports_bad_settings_without_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("WALLETSVC_PORT", "not-a-port")
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "port" in err and "Traceback" not in err
+
+
+def test_a_certificate_from_another_ca_is_refused_with_a_hint(make_settings, tmp_path):
+    other = ensure_dev_apple_material(
+        tmp_path / "other", pass_type_identifier="pass.com.example.other", team_identifier="T"
+    )
+    settings = make_settings(
+        apple={
+            "pass_certificate": other.certificate,
+            "pass_key": other.private_key,
+            "wwdr_certificate": CERTS / "wwdr-dev-ca.pem",
+        }
+    )
+    with pytest.raises(CredentialError, match="WWDR"):
+        build_container(settings)
