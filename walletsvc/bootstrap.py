@@ -93,8 +93,8 @@ def build_container(settings: Settings) -> Container:
         clock=utc_now,
         apple=apple,
         barcode_keys=ring,
-        link_key=_derive(current, "link"),
-        identifier_pepper=_derive(secret_keys[-1], "identifier-pepper"),
+        link_keys=tuple(_derive(key, "link") for key in secret_keys),
+        identifier_pepper=_identifier_pepper(settings, current),
         public_url=public_url,
         link_ttl=timedelta(days=settings.link_ttl_days),
         development=settings.development,
@@ -137,6 +137,12 @@ async def ensure_demo_program(container: Container) -> None:
 def _derive(secret_key: bytes, purpose: str) -> bytes:
     # One secret, many keys: a key per purpose so no MAC can stand in for another.
     return hmac.new(secret_key, f"walletsvc:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _identifier_pepper(settings: Settings, current_secret: bytes) -> bytes:
+    if settings.identifier_pepper is not None:
+        return _derive(settings.identifier_pepper.get_secret_value().encode(), "identifier-pepper")
+    return _derive(current_secret, "identifier-pepper")
 
 
 def _key_id(secret_key: bytes) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 
 from walletsvc.apple.credentials import CredentialError
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["migrate_on_start"] = False
     try:
         settings = load_settings(args.config, **overrides)
-    except (ValidationError, FileNotFoundError) as exc:
+    except (ValidationError, SettingsError, FileNotFoundError) as exc:
         print(f"walletsvc: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(

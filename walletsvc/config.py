@@ -29,7 +29,6 @@ class AppleSettings(BaseModel):
     pass_key_passphrase: SecretStr | None = None
     pass_p12: Path | None = None  # instead of certificate + key
     wwdr_certificate: Path | None = None  # Apple WWDR G4 in production
-    team_identifier: str | None = None  # defaults to the certificate's OU
 
 
 class GoogleSettings(BaseModel):
@@ -70,6 +69,10 @@ class Settings(BaseSettings):
     # Extra keys, oldest last, still open what they sealed while a rotation runs.
     secret_key: SecretStr | None = None
     previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+    # Keys the hashes of emails and phone numbers. It must never change once customers
+    # exist (their hashes would stop matching), so it is separate from secret_key,
+    # which rotates. Unset: derived from secret_key, fine until the first rotation.
+    identifier_pepper: SecretStr | None = None
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
             missing = []
             if self.secret_key is None:
                 missing.append("WALLETSVC_SECRET_KEY")
+            if self.admin_api_key is None:
+                missing.append("WALLETSVC_ADMIN_API_KEY")
             if not self.public_url.startswith("https://"):
                 missing.append("WALLETSVC_PUBLIC_URL (https)")
             if self.apple.wwdr_certificate is None:
@@ -119,8 +124,14 @@ class Settings(BaseSettings):
                 missing.append("WALLETSVC_APPLE__PASS_P12 or PASS_CERTIFICATE + PASS_KEY")
             if missing:
                 raise ValueError("production mode needs: " + ", ".join(missing))
-            if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
-                raise ValueError("WALLETSVC_SECRET_KEY must be at least 32 characters")
+            for name, value in (
+                ("WALLETSVC_SECRET_KEY", self.secret_key),
+                ("WALLETSVC_ADMIN_API_KEY", self.admin_api_key),
+                ("WALLETSVC_IDENTIFIER_PEPPER", self.identifier_pepper),
+                *(("WALLETSVC_PREVIOUS_SECRET_KEYS", k) for k in self.previous_secret_keys),
+            ):
+                if value is not None and len(value.get_secret_value()) < 32:
+                    raise ValueError(f"{name} must be at least 32 characters")
         return self
 
     @property

@@ -151,7 +151,7 @@ async def test_an_expired_download_link_says_so(make_settings, aiohttp_client, a
         issued = await issue_loyalty(client, admin, "c8")
         # A link made for a moment already past, with the service's own key.
         past = datetime.fromtimestamp(time.time() - 60, UTC)
-        token = make_link_token(container.ctx.link_key, issued["serial"], past)
+        token = make_link_token(container.ctx.link_keys[0], issued["serial"], past)
         response = await client.get(f"/add/{token}/pass.pkpass")
         assert response.status == 404
         assert (await response.json())["reason"] == "link_expired"

@@ -90,3 +90,19 @@ def test_a_certificate_from_another_ca_is_refused_with_a_hint(make_settings, tmp
     )
     with pytest.raises(CredentialError, match="WWDR"):
         build_container(settings)
+
+
+def test_production_needs_an_admin_key(monkeypatch):
+    monkeypatch.setenv("WALLETSVC_MODE", "production")
+    monkeypatch.setenv("WALLETSVC_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("WALLETSVC_PUBLIC_URL", "https://wallet.example.de")
+    monkeypatch.setenv("WALLETSVC_APPLE__PASS_P12", str(CERTS / "pass.p12"))
+    monkeypatch.setenv("WALLETSVC_APPLE__WWDR_CERTIFICATE", str(CERTS / "wwdr-dev-ca.pem"))
+    with pytest.raises(ValidationError, match="WALLETSVC_ADMIN_API_KEY"):
+        load_settings()
+
+
+def test_a_malformed_key_list_is_a_settings_error_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("WALLETSVC_PREVIOUS_SECRET_KEYS", "not-json")
+    assert main(["migrate"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from tests.helpers import issue_loyalty
+from tests.helpers import count_rows, issue_loyalty
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.customers import CustomerDraft, upsert_customer
@@ -165,3 +165,36 @@ async def test_updating_a_customer_keeps_its_id_and_records_consent_changes(clie
     assert b["consents"] == {"location": True, "marketing": False}
     profile = await (await client.get(f"/api/v1/customers/{a['id']}", headers=admin)).json()
     assert profile["consents"]["location"] is True
+
+
+async def test_concurrent_loyalty_issues_for_one_customer_make_one_card(client, admin, container):
+    await client.post("/api/v1/customers", json={"external_id": "twin"}, headers=admin)
+
+    async def issue():
+        response = await client.post(
+            "/api/v1/passes",
+            json={"kind": "loyalty", "customer_external_id": "twin"},
+            headers=admin,
+        )
+        assert response.status in (200, 201), await response.text()
+        return (await response.json())["serial"]
+
+    serials = await asyncio.gather(*(issue() for _ in range(8)))
+    assert len(set(serials)) == 1
+    assert await count_rows(container, "passes") == 1
+
+
+async def test_a_pass_writer_may_issue_to_a_known_customer_but_not_create_one(client, admin):
+    key = await client.post(
+        "/api/v1/api-keys", json={"name": "issuer", "scopes": ["passes:write"]}, headers=admin
+    )
+    issuer = {"Authorization": f"Bearer {(await key.json())['key']}"}
+    await client.post("/api/v1/customers", json={"external_id": "known"}, headers=admin)
+    known = await client.post(
+        "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "known"}, headers=issuer
+    )
+    assert known.status == 201
+    unknown = await client.post(
+        "/api/v1/passes", json={"kind": "loyalty", "customer_external_id": "new"}, headers=issuer
+    )
+    assert unknown.status == 403

@@ -18,24 +18,24 @@ EXPIRES = NOW + timedelta(days=7)
 
 def _refused_as_invalid(token: str, now: datetime = NOW) -> NotFound:
     with pytest.raises(NotFound) as caught:
-        open_link_token(KEY, token, now)
+        open_link_token([KEY], token, now)
     assert not isinstance(caught.value, ExpiredLink)
     assert caught.value.reason == "link_invalid"
     return caught.value
 
 
 def test_link_opens_the_serial_it_was_made_for() -> None:
-    assert open_link_token(KEY, make_link_token(KEY, SERIAL, EXPIRES), NOW) == SERIAL
+    assert open_link_token([KEY], make_link_token(KEY, SERIAL, EXPIRES), NOW) == SERIAL
 
 
 def test_link_still_opens_at_its_expiry_second() -> None:
-    assert open_link_token(KEY, make_link_token(KEY, SERIAL, EXPIRES), EXPIRES) == SERIAL
+    assert open_link_token([KEY], make_link_token(KEY, SERIAL, EXPIRES), EXPIRES) == SERIAL
 
 
 def test_link_past_its_expiry_is_refused_as_expired() -> None:
     token = make_link_token(KEY, SERIAL, EXPIRES)
     with pytest.raises(ExpiredLink) as caught:
-        open_link_token(KEY, token, EXPIRES + timedelta(seconds=1))
+        open_link_token([KEY], token, EXPIRES + timedelta(seconds=1))
     assert caught.value.reason == "link_expired"
 
 
@@ -43,7 +43,7 @@ def test_expired_link_is_a_not_found() -> None:
     # An expired link must look like a missing page, never like a server error.
     token = make_link_token(KEY, SERIAL, NOW - timedelta(days=1))
     with pytest.raises(NotFound):
-        open_link_token(KEY, token, NOW)
+        open_link_token([KEY], token, NOW)
 
 
 def test_link_names_its_serial_and_expiry_in_the_clear() -> None:
@@ -107,3 +107,11 @@ def test_tokens_of_the_wrong_shape_are_invalid(token: str) -> None:
 
 def test_expiry_written_with_a_superscript_digit_is_invalid() -> None:
     _refused_as_invalid(f"{SERIAL}.\u00b2.AAAAAAAAAAAAAAAAAAAAAAAA")
+
+
+def test_links_made_before_a_key_rotation_keep_working():
+    old, new = b"old-link-key-" * 3, b"new-link-key-" * 3
+    token = make_link_token(old, SERIAL, EXPIRES)
+    assert open_link_token([new, old], token, NOW) == SERIAL
+    with pytest.raises(NotFound):
+        open_link_token([new], token, NOW)

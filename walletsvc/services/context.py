@@ -17,7 +17,7 @@ class ServiceContext:
     clock: Clock
     apple: ApplePasses
     barcode_keys: BarcodeKeyRing
-    link_key: bytes  # MACs add-page and download links
+    link_keys: tuple[bytes, ...]  # MAC add-page and download links; the first makes new ones
     identifier_pepper: bytes  # keys the hashes of emails and phone numbers
     public_url: str  # no trailing slash
     link_ttl: timedelta

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.barcode import encode_barcode
 from walletsvc.domain.customer import Customer
-from walletsvc.domain.errors import InvalidInput, NotFound
+from walletsvc.domain.errors import DuplicateKey, InvalidInput, NotFound
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.link_token import make_link_token, open_link_token
@@ -67,12 +67,32 @@ async def issue_pass(ctx: ServiceContext, principal: Principal, request: PassReq
             "give exactly one of customer_id and customer_external_id", field="customer_id"
         )
     if request.customer_external_id is not None:
-        # Issuing by external id creates the customer when the brand has not yet.
+        await _ensure_customer(ctx, principal, request)
+    try:
+        return await _issue_once(ctx, principal, request)
+    except DuplicateKey:
+        # A concurrent request issued this customer's loyalty card first; the
+        # retry finds it and hands it back.
+        return await _issue_once(ctx, principal, request)
+
+
+async def _ensure_customer(ctx: ServiceContext, principal: Principal, request: PassRequest) -> None:
+    """Create the customer named by external id when the brand has not yet."""
+    assert request.customer_external_id is not None
+    async with ctx.uow() as uow:
+        program = await resolve_program(uow, principal, request.program)
+        known = await uow.customers.get_by_external_id(program.id, request.customer_external_id)
+    if known is None:
         await upsert_customer(
             ctx,
             principal,
-            CustomerDraft(external_id=request.customer_external_id, program=request.program),
+            CustomerDraft(external_id=request.customer_external_id, program=program.id),
         )
+
+
+async def _issue_once(
+    ctx: ServiceContext, principal: Principal, request: PassRequest
+) -> IssuedPass:
     now = ctx.clock()
     async with ctx.uow() as uow:
         program = await resolve_program(uow, principal, request.program)
@@ -127,9 +147,31 @@ async def get_pass(ctx: ServiceContext, principal: Principal, serial: str) -> Wa
     return wallet_pass
 
 
+@dataclass(frozen=True)
+class LinkedPass:
+    """What a customer's link opens: the pass, its program and its holder."""
+
+    wallet_pass: WalletPass
+    program: Program
+    customer: Customer
+    pkpass_url: str
+
+
+async def open_link(ctx: ServiceContext, token: str) -> LinkedPass:
+    """Return the pass a customer's add link opens; forged and expired links are refused."""
+    serial = open_link_token(ctx.link_keys, token, ctx.clock())
+    async with ctx.uow() as uow:
+        wallet_pass = await uow.passes.get(serial)
+        program = await uow.programs.get(wallet_pass.program_id) if wallet_pass else None
+        customer = await uow.customers.get(wallet_pass.customer_id) if wallet_pass else None
+    if wallet_pass is None or program is None or customer is None:
+        raise NotFound("no such pass", reason="link_invalid")
+    return LinkedPass(wallet_pass, program, customer, pkpass_url(ctx, wallet_pass))
+
+
 async def pkpass_for_link(ctx: ServiceContext, token: str) -> PkpassBundle:
     """Return the signed bundle a customer's download link opens."""
-    serial = open_link_token(ctx.link_key, token, ctx.clock())
+    serial = open_link_token(ctx.link_keys, token, ctx.clock())
     return await pkpass_for_serial(ctx, serial)
 
 
@@ -166,7 +208,7 @@ def pkpass_url(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
 
 
 def _link(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
-    return make_link_token(ctx.link_key, wallet_pass.serial, ctx.clock() + ctx.link_ttl)
+    return make_link_token(ctx.link_keys[0], wallet_pass.serial, ctx.clock() + ctx.link_ttl)
 
 
 def _issued(ctx: ServiceContext, wallet_pass: WalletPass, *, created: bool) -> IssuedPass:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, text
 from sqlalchemy import UniqueConstraint as Unique
 from sqlmodel import Field, SQLModel
 
@@ -103,6 +103,17 @@ class IdentifierRow(SQLModel, table=True):
 
 class PassRow(SQLModel, table=True):
     __tablename__ = "passes"
+    # One active loyalty card per customer, held by the database so that two
+    # concurrent issue requests cannot both create one.
+    __table_args__ = (
+        Index(
+            "uq_passes_one_active_loyalty",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("kind = 'loyalty' AND state = 'active'"),
+            sqlite_where=text("kind = 'loyalty' AND state = 'active'"),
+        ),
+    )
 
     serial: str = Field(primary_key=True, max_length=40)
     program_id: str = Field(foreign_key="programs.id", max_length=63)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -45,7 +46,7 @@ class SqlOutbox:
                 subject=event.subject,
                 partition_key=event.subject,
                 occurred_at=event.occurred_at,
-                recorded_at=event.occurred_at,
+                recorded_at=datetime.now(UTC),
                 data=dict(event.data),
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
-from walletsvc.web import customer_api, health, pass_api, program_api  # noqa: F401  (registers routes)
+from walletsvc.web import add_page, customer_api, health, pass_api, program_api  # noqa: F401  (registers routes)
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.middleware import problem_details, request_context
