@@ -68,3 +68,12 @@ async def test_program_names_are_escaped(client, admin):
     ).json()
     html = await (await client.get(path_of(issued["add_url"]))).text()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+async def test_the_page_never_extends_a_links_life(client, admin, container):
+    issued = await issue_loyalty(client, admin, "page-4")
+    soon = datetime.fromtimestamp(time.time() + 120, UTC)
+    token = make_link_token(container.ctx.link_keys[0], issued["serial"], soon)
+    html = await (await client.get(f"/add/{token}")).text()
+    button = re.search(r'class=button href="([^"]+)"', html).group(1)
+    assert f"/add/{token}/pass.pkpass" in button

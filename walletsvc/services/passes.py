@@ -166,7 +166,10 @@ async def open_link(ctx: ServiceContext, token: str) -> LinkedPass:
         customer = await uow.customers.get(wallet_pass.customer_id) if wallet_pass else None
     if wallet_pass is None or program is None or customer is None:
         raise NotFound("no such pass", reason="link_invalid")
-    return LinkedPass(wallet_pass, program, customer, pkpass_url(ctx, wallet_pass))
+    # The download carries the token that was opened, so visiting the page never
+    # extends a link's life past the expiry it was issued with.
+    download = f"{ctx.public_url}/add/{token}/pass.pkpass"
+    return LinkedPass(wallet_pass, program, customer, download)
 
 
 async def pkpass_for_link(ctx: ServiceContext, token: str) -> PkpassBundle:
