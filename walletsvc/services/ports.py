@@ -6,7 +6,7 @@ together in walletsvc/bootstrap.py; tests of the use cases can use in-memory fak
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,6 +18,7 @@ from walletsvc.domain.event import DomainEvent
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.pass_content import PassContent
 from walletsvc.domain.program import Program
+from walletsvc.domain.push import PushReply
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.wallet_pass import WalletPass
 
@@ -129,6 +130,16 @@ class ApplePasses(Protocol):
     async def package(
         self, program: Program, pass_json: bytes, assets: Mapping[str, bytes]
     ) -> bytes: ...
+
+
+class PushSender(Protocol):
+    """Sends Apple Wallet's empty update push to devices (APNs, topic = pass type id)."""
+
+    async def send(self, topic: str, push_tokens: Sequence[str]) -> list[PushReply]:
+        """Push to every token, concurrently; one reply per token, in the same order."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class Clock(Protocol):
