@@ -29,3 +29,13 @@ class PushReply:
     status: int | None  # the HTTP status, None when no answer came (connection lost)
     reason: str | None = None  # APNs' reason string, e.g. "Unregistered"
     retry_after_s: float | None = None  # a wait the server asked for, when it did
+
+
+@dataclass(frozen=True)
+class PushJob:
+    """A push owed to one device token for one pass type, as claimed by a worker."""
+
+    pass_type_id: str
+    push_token: str
+    generation: int  # the queue row's generation when claimed; a later change bumps it
+    attempts: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from walletsvc.domain.errors import Conflict, InvalidInput
@@ -62,6 +62,19 @@ class WalletPass:
         if self.state is not PassState.ACTIVE:
             raise Conflict(f"pass is already {self.state.value}", reason=f"pass_{self.state.value}")
         return replace(self, state=PassState.VOIDED, void_reason=reason)
+
+
+def next_change_time(previous: datetime | None, now: datetime) -> datetime:
+    """Return a whole-second change time later than `previous`.
+
+    Apple compares Last-Modified and If-Modified-Since as HTTP-dates, which have whole
+    seconds: two versions of a pass within one second would look the same to Wallet,
+    and the second would be answered 304 and never shown.
+    """
+    whole = now.replace(microsecond=0)
+    if previous is not None and whole <= previous.replace(microsecond=0):
+        return previous.replace(microsecond=0) + timedelta(seconds=1)
+    return whole
 
 
 def new_serial() -> str:

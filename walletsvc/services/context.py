@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from walletsvc.domain.barcode import BarcodeKeyRing
+from walletsvc.services.pass_cache import SignedPassCache
 from walletsvc.services.ports import ApplePasses, Clock, UnitOfWorkFactory
 
 
@@ -22,3 +23,6 @@ class ServiceContext:
     public_url: str  # no trailing slash
     link_ttl: timedelta
     development: bool
+    # How long a pass change waits for more changes before its push goes out.
+    push_delay: timedelta = timedelta(seconds=1)
+    pass_cache: SignedPassCache = field(default_factory=SignedPassCache)

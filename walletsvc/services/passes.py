@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 from walletsvc.domain.api_key import Principal, Scope
-from walletsvc.domain.barcode import encode_barcode
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.errors import DuplicateKey, InvalidInput, NotFound
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.link_token import make_link_token, open_link_token
-from walletsvc.domain.pass_content import PassContent
 from walletsvc.domain.program import Program
 from walletsvc.domain.wallet_pass import (
     Coupon,
@@ -21,10 +18,12 @@ from walletsvc.domain.wallet_pass import (
     WalletPass,
     new_authentication_token,
     new_serial,
+    next_change_time,
     validate_coupon,
 )
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.customers import CustomerDraft, upsert_customer
+from walletsvc.services.pass_render import content_digest, pass_content
 from walletsvc.services.ports import UnitOfWork
 from walletsvc.services.programs import resolve_program
 
@@ -108,11 +107,11 @@ async def _issue_once(
             kind=request.kind,
             authentication_token=new_authentication_token(),
             coupon=request.coupon,
-            last_changed_at=now,
+            last_changed_at=next_change_time(None, now),
             created_at=now,
         )
-        pass_json = ctx.apple.render(_content(ctx, program, customer, wallet_pass))
-        wallet_pass = _with_hash(wallet_pass, pass_json)
+        pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
+        wallet_pass = replace(wallet_pass, content_hash=content_digest(program, pass_json))
         await uow.passes.add(wallet_pass)
         await uow.customers.link(
             program.id,
@@ -145,6 +144,12 @@ async def get_pass(ctx: ServiceContext, principal: Principal, serial: str) -> Wa
         raise NotFound("no such pass")
     principal.require_program(wallet_pass.program_id)
     return wallet_pass
+
+
+async def pass_installs(ctx: ServiceContext, serial: str) -> int:
+    """Return on how many Apple devices a pass is registered for updates."""
+    async with ctx.uow() as uow:
+        return await uow.apple_devices.installs(serial)
 
 
 @dataclass(frozen=True)
@@ -192,12 +197,18 @@ async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
             raise NotFound("no such pass")
         program = await uow.programs.get(wallet_pass.program_id)
         customer = await uow.customers.get(wallet_pass.customer_id)
-        assets = await uow.programs.assets(wallet_pass.program_id)
     if program is None or customer is None:
         raise NotFound("no such pass")
-    pass_json = ctx.apple.render(_content(ctx, program, customer, wallet_pass))
-    data = await ctx.apple.package(program, pass_json, assets)
-    return PkpassBundle(data=data, wallet_pass=wallet_pass)
+    pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
+
+    async def sign() -> bytes:
+        assert program is not None
+        async with ctx.uow() as uow:
+            assets = await uow.programs.assets(program.id)
+        return await ctx.apple.package(program, pass_json, assets)
+
+    key = (serial, content_digest(program, pass_json))
+    return PkpassBundle(await ctx.pass_cache.get_or_make(key, sign), wallet_pass)
 
 
 def add_url(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
@@ -232,18 +243,3 @@ async def _customer_of(uow: UnitOfWork, program: Program, request: PassRequest) 
     if customer is None or customer.program_id != program.id:
         raise NotFound("no such customer in this program", field="customer_id")
     return customer
-
-
-def _content(
-    ctx: ServiceContext, program: Program, customer: Customer, wallet_pass: WalletPass
-) -> PassContent:
-    return PassContent(
-        program=program,
-        customer=customer,
-        wallet_pass=wallet_pass,
-        barcode_message=encode_barcode(ctx.barcode_keys, wallet_pass.serial),
-    )
-
-
-def _with_hash(wallet_pass: WalletPass, pass_json: bytes) -> WalletPass:
-    return replace(wallet_pass, content_hash=hashlib.sha256(pass_json).hexdigest())

@@ -16,6 +16,7 @@ from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.wallet_pass import WalletPass
 from walletsvc.services.ports import StoredApiKey
 from walletsvc.storage import mapping
+from walletsvc.storage.counter import PASS_UPDATE, next_value
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.tables import (
     ApiKeyRow,
@@ -144,6 +145,11 @@ class SqlPassRepository:
         row = await self._session.get(PassRow, serial)
         return self._from_row(row) if row else None
 
+    async def get_for_update(self, serial: str) -> WalletPass | None:
+        # Row-locked on PostgreSQL, so two changes to one pass cannot overwrite each other.
+        row = await self._session.get(PassRow, serial, with_for_update=True)
+        return self._from_row(row) if row else None
+
     async def add(self, wallet_pass: WalletPass) -> None:
         assert wallet_pass.created_at is not None and wallet_pass.last_changed_at is not None
         self._session.add(
@@ -171,10 +177,20 @@ class SqlPassRepository:
         row.state = wallet_pass.state.value
         row.coupon = mapping.coupon_to_json(wallet_pass.coupon)
         row.void_reason = wallet_pass.void_reason
+        if row.version != wallet_pass.version:
+            # What devices see as "changed since": taken last, in commit order.
+            row.update_tag = await next_value(self._session, PASS_UPDATE)
         row.version = wallet_pass.version
         row.content_hash = wallet_pass.content_hash
         row.last_changed_at = wallet_pass.last_changed_at
         self._session.add(row)
+
+    async def for_program(self, program_id: str, after: str | None, limit: int) -> list[WalletPass]:
+        query = select(PassRow).where(PassRow.program_id == program_id)
+        if after is not None:
+            query = query.where(col(PassRow.serial) > after)
+        query = query.order_by(col(PassRow.serial)).limit(limit)
+        return [self._from_row(row) for row in (await self._session.exec(query)).all()]
 
     async def for_customer(self, customer_id: str) -> list[WalletPass]:
         query = (

@@ -125,8 +125,79 @@ class PassRow(SQLModel, table=True):
     void_reason: str | None = Field(default=None, max_length=200)
     version: int = 1
     content_hash: str = Field(max_length=64)
+    # Position in the commit-ordered change sequence (counters 'pass_update'): Apple's
+    # "what changed?" tag. 0 until the pass first changes after issue.
+    update_tag: int = Field(default=0, sa_type=BigInteger)
     last_changed_at: datetime = Field(sa_column=_utc())
     created_at: datetime = Field(sa_column=_utc())
+
+
+class CounterRow(SQLModel, table=True):
+    """Named sequences whose order is commit order.
+
+    A writer increments its counter as the last step of its transaction; the row lock
+    it takes is held until commit, so a reader never sees number n+1 committed while
+    n is still in flight (which a database sequence allows, and which makes cursors skip).
+    """
+
+    __tablename__ = "counters"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = Field(default=0, sa_type=BigInteger)
+
+
+class AppleDeviceRow(SQLModel, table=True):
+    """A device running Apple Wallet, known by the library id it registered with."""
+
+    __tablename__ = "apple_devices"
+
+    device_library_id: str = Field(primary_key=True, max_length=128)
+    push_token: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class AppleRegistrationRow(SQLModel, table=True):
+    """A pass installed on a device: the device wants pushes when the pass changes."""
+
+    __tablename__ = "apple_registrations"
+
+    device_library_id: str = Field(
+        primary_key=True, foreign_key="apple_devices.device_library_id", max_length=128
+    )
+    pass_type_id: str = Field(primary_key=True, max_length=128)
+    serial: str = Field(primary_key=True, foreign_key="passes.serial", index=True, max_length=40)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class ApplePushRow(SQLModel, table=True):
+    """A push owed to one device for one pass type: the durable, coalescing push queue.
+
+    Any number of changes before the push goes out bump `generation` on the same row, so
+    they cost one push; the worker deletes the row only if the generation it sent is
+    still the latest, so a change that lands mid-send is pushed again.
+    """
+
+    __tablename__ = "apple_push_queue"
+    __table_args__ = (Index("ix_apple_push_queue_due", "due_at"),)
+
+    pass_type_id: str = Field(primary_key=True, max_length=128)
+    push_token: str = Field(primary_key=True, max_length=200)
+    generation: int = 1
+    attempts: int = 0
+    due_at: datetime = Field(sa_column=_utc())
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class AppleLogRow(SQLModel, table=True):
+    """A message Apple Wallet posted to /v1/log about a problem with our web service."""
+
+    __tablename__ = "apple_logs"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    received_at: datetime = Field(sa_column=_utc())
+    message: str = Field(max_length=1000)
 
 
 class ApiKeyRow(SQLModel, table=True):

@@ -12,6 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from walletsvc.domain.errors import DuplicateKey
 from walletsvc.domain.event import DomainEvent
+from walletsvc.storage.apple_push_queue import SqlPushQueue
+from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.repositories import (
     SqlApiKeyRepository,
     SqlCustomerRepository,
@@ -61,6 +63,8 @@ class SqlUnitOfWork:
     stores: SqlStoreRepository
     terminals: SqlTerminalRepository
     api_keys: SqlApiKeyRepository
+    apple_devices: SqlAppleDeviceRepository
+    push_queue: SqlPushQueue
     outbox: SqlOutbox
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
@@ -75,6 +79,8 @@ class SqlUnitOfWork:
         self.stores = SqlStoreRepository(self._session)
         self.terminals = SqlTerminalRepository(self._session, self._box)
         self.api_keys = SqlApiKeyRepository(self._session)
+        self.apple_devices = SqlAppleDeviceRepository(self._session)
+        self.push_queue = SqlPushQueue(self._session)
         self.outbox = SqlOutbox(self._session)
         return self
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
-from walletsvc.web import add_page, customer_api, health, pass_api, program_api  # noqa: F401  (registers routes)
+from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
+    add_page,
+    apple_web_service,
+    customer_api,
+    health,
+    pass_api,
+    program_api,
+)
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.middleware import problem_details, request_context

@@ -9,14 +9,17 @@ from aiohttp import web
 from walletsvc.apple.pkpass import PKPASS_MEDIA_TYPE
 from walletsvc.domain.api_key import Principal
 from walletsvc.domain.wallet_pass import Coupon, PassKind, WalletPass
+from walletsvc.services.pass_changes import CouponChange, change_coupon, void_pass
 from walletsvc.services.passes import (
     PassRequest,
     PkpassBundle,
     get_pass,
     issue_pass,
+    pass_installs,
     pkpass_for_key,
     pkpass_for_link,
 )
+from walletsvc.web import pass_schemas as ps
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
@@ -67,7 +70,7 @@ async def post_pass(request: web.Request, principal: Principal, body: s.PassIn) 
     return json_response(out, 201 if issued.created else 200)
 
 
-def pass_out(wallet_pass: WalletPass) -> s.PassOut:
+def pass_out(wallet_pass: WalletPass, apple_installs: int = 0) -> s.PassOut:
     """Return the API view of a pass."""
     coupon = wallet_pass.coupon
     return s.PassOut(
@@ -86,7 +89,7 @@ def pass_out(wallet_pass: WalletPass) -> s.PassOut:
         if coupon
         else None,
         version=wallet_pass.version,
-        installs=s.InstallsOut(apple=0, google=0),
+        installs=s.InstallsOut(apple=apple_installs, google=0),
         last_updated=wallet_pass.last_changed_at,
         created_at=wallet_pass.created_at,
     )
@@ -100,10 +103,48 @@ def pass_out(wallet_pass: WalletPass) -> s.PassOut:
     responses={200: s.PassOut},
 )
 async def get_pass_state(request: web.Request, principal: Principal) -> web.Response:
-    wallet_pass = await get_pass(
-        request.app[CONTAINER].ctx, principal, request.match_info["serial"]
+    ctx = request.app[CONTAINER].ctx
+    wallet_pass = await get_pass(ctx, principal, request.match_info["serial"])
+    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
+
+
+@router.route(
+    "PATCH",
+    "/api/v1/passes/{serial}",
+    summary="Change what a coupon shows; devices holding it are told",
+    tag="passes",
+    body=ps.PassChangeIn,
+    responses={200: s.PassOut},
+)
+async def patch_pass(
+    request: web.Request, principal: Principal, body: ps.PassChangeIn
+) -> web.Response:
+    ctx = request.app[CONTAINER].ctx
+    given = body.coupon.model_fields_set
+    change = CouponChange(
+        title=body.coupon.title,
+        **{
+            name: getattr(body.coupon, name)
+            for name in ("description", "discount", "expires_at")
+            if name in given
+        },
     )
-    return json_response(pass_out(wallet_pass))
+    wallet_pass = await change_coupon(ctx, principal, request.match_info["serial"], change)
+    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
+
+
+@router.route(
+    "POST",
+    "/api/v1/passes/{serial}/void",
+    summary="Void a pass; devices holding it are told",
+    tag="passes",
+    body=ps.VoidIn,
+    responses={200: s.PassOut},
+)
+async def post_void(request: web.Request, principal: Principal, body: ps.VoidIn) -> web.Response:
+    ctx = request.app[CONTAINER].ctx
+    wallet_pass = await void_pass(ctx, principal, request.match_info["serial"], body.reason)
+    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
 
 
 @router.route(

@@ -36,6 +36,8 @@ class Operation:
     responses: dict[int, type[BaseModel] | str | None]
     auth: bool
     query: dict[str, str] = field(default_factory=dict)
+    # False: the body is only described; the endpoint reads it itself (after its own auth).
+    parse_body: bool = True
 
 
 class ApiRouter:
@@ -55,12 +57,24 @@ class ApiRouter:
         body: type[BaseModel] | None = None,
         auth: bool = True,
         query: dict[str, str] | None = None,
+        parse_body: bool = True,
     ) -> Callable[[Endpoint], Endpoint]:
         """Declare an operation; the endpoint gets `request`, and `principal` and `body` if any."""
 
         def register(endpoint: Endpoint) -> Endpoint:
             self.operations.append(
-                Operation(method, path, endpoint, summary, tag, body, responses, auth, query or {})
+                Operation(
+                    method,
+                    path,
+                    endpoint,
+                    summary,
+                    tag,
+                    body,
+                    responses,
+                    auth,
+                    query or {},
+                    parse_body,
+                )
             )
             return endpoint
 
@@ -79,7 +93,7 @@ def _handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stre
         # learns nothing about what a valid body would look like.
         if operation.auth:
             arguments["principal"] = await principal_of(request)
-        if operation.body is not None:
+        if operation.body is not None and operation.parse_body:
             parsed = await parse_body(request, operation.body)
             if isinstance(parsed, web.Response):
                 return parsed
@@ -160,7 +174,9 @@ def openapi_document(
         item: dict[str, Any] = {
             "summary": operation.summary,
             "tags": [operation.tag],
-            "operationId": operation.endpoint.__name__,
+            # One endpoint may serve GET and HEAD; operation ids must still be unique.
+            "operationId": operation.endpoint.__name__
+            + ("_head" if operation.method == "HEAD" else ""),
             "responses": {},
         }
         parameters = [
