@@ -21,6 +21,23 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("walletsvc.toml")
 
 
+class ApnsSettings(BaseModel):
+    """Pushes that tell Wallet a pass changed (APNs, always Apple's production gateway)."""
+
+    # Unset: on in production; off in development, where throwaway certificates reach no device
+    # (pushes then wait in the queue, coalesced, one row per device).
+    enabled: bool | None = None
+    endpoint: str = "https://api.push.apple.com"
+    # Token auth instead of the pass certificate: an APNs .p8 key of the same team.
+    key_file: Path | None = None
+    key_id: str | None = None
+    team_id: str | None = None
+    connections: int = Field(default=2, ge=1, le=64)
+    max_in_flight: int = Field(default=1000, ge=1, le=100_000)
+    # How long a change waits for more changes to the same pass before its push goes out.
+    push_delay_s: float = Field(default=1.0, ge=0, le=3600)
+
+
 class AppleSettings(BaseModel):
     """Apple Pass Type ID signing material. Unset in development: generated throwaway material."""
 
@@ -29,6 +46,7 @@ class AppleSettings(BaseModel):
     pass_key_passphrase: SecretStr | None = None
     pass_p12: Path | None = None  # instead of certificate + key
     wwdr_certificate: Path | None = None  # Apple WWDR G4 in production
+    apns: ApnsSettings = Field(default_factory=ApnsSettings)
 
 
 class GoogleSettings(BaseModel):

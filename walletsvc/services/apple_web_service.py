@@ -16,11 +16,13 @@ from walletsvc.domain.apple_device import (
     validate_device_library_id,
     validate_push_token,
 )
+from walletsvc.domain.customer import Customer
 from walletsvc.domain.errors import Unauthorized
 from walletsvc.domain.event import DomainEvent, EventType
+from walletsvc.domain.program import Program
 from walletsvc.domain.wallet_pass import WalletPass
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.passes import PkpassBundle, pkpass_for_serial
+from walletsvc.services.passes import PkpassBundle, signed_pass
 from walletsvc.services.ports import UnitOfWork
 
 AUTH_SCHEME = "ApplePass "
@@ -88,13 +90,15 @@ async def latest_pass(
     if_modified_since: datetime | None,
 ) -> LatestPass:
     """Return the current signed pass, or say Wallet's copy (as of the HTTP-date) is current."""
+    # Every device calls this after every push: one query, and signing only on a cache miss.
     async with ctx.uow() as uow:
-        wallet_pass = await _authorized(uow, pass_type_id, serial, authorization)
+        found = await uow.passes.get_with_holder(serial) if len(serial) <= 64 else None
+    wallet_pass, program, customer = _check_token(found, pass_type_id, authorization)
     assert wallet_pass.last_changed_at is not None
     last_modified = wallet_pass.last_changed_at.replace(microsecond=0)
     if if_modified_since is not None and last_modified <= if_modified_since:
         return LatestPass(None, last_modified)
-    bundle = await pkpass_for_serial(ctx, serial)
+    bundle = await signed_pass(ctx, wallet_pass, program, customer)
     return LatestPass(bundle, last_modified)
 
 
@@ -113,22 +117,27 @@ async def _authorized(
     uow: UnitOfWork, pass_type_id: str, serial: str, authorization: str | None
 ) -> WalletPass:
     """Return the pass if the header carries its token; unknown serials look like bad tokens."""
+    found = await uow.passes.get_with_holder(serial) if len(serial) <= 64 else None
+    return _check_token(found, pass_type_id, authorization)[0]
+
+
+def _check_token(
+    found: tuple[WalletPass, Program, Customer] | None,
+    pass_type_id: str,
+    authorization: str | None,
+) -> tuple[WalletPass, Program, Customer]:
     given = ""
     if authorization is not None and authorization.startswith(AUTH_SCHEME):
         given = authorization[len(AUTH_SCHEME) :].strip()
-    wallet_pass = await uow.passes.get(serial) if len(serial) <= 64 else None
-    program = await uow.programs.get(wallet_pass.program_id) if wallet_pass else None
-    # The token is bound to (pass type, serial): another pass's valid token opens nothing.
-    bound = (
-        wallet_pass is not None
-        and program is not None
-        and program.apple.pass_type_identifier == pass_type_id
-    )
-    expected = wallet_pass.authentication_token if wallet_pass is not None else _DECOY_TOKEN
+    expected = found[0].authentication_token if found is not None else _DECOY_TOKEN
+    # Compared in constant time, and always compared, so a miss takes as long as a hit.
     matches = hmac.compare_digest(given.encode(), expected.encode())
-    if not (bound and matches and given) or wallet_pass is None:
+    # The token is bound to (pass type, serial): another pass's valid token opens nothing.
+    if found is None or not matches or not given:
         raise Unauthorized("missing or wrong ApplePass token for this pass", reason="bad_token")
-    return wallet_pass
+    if found[1].apple.pass_type_identifier != pass_type_id:
+        raise Unauthorized("missing or wrong ApplePass token for this pass", reason="bad_token")
+    return found
 
 
 def _install_event(event_type: str, wallet_pass: WalletPass, now: datetime) -> DomainEvent:

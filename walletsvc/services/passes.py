@@ -199,15 +199,21 @@ async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
         customer = await uow.customers.get(wallet_pass.customer_id)
     if program is None or customer is None:
         raise NotFound("no such pass")
+    return await signed_pass(ctx, wallet_pass, program, customer)
+
+
+async def signed_pass(
+    ctx: ServiceContext, wallet_pass: WalletPass, program: Program, customer: Customer
+) -> PkpassBundle:
+    """Return the signed bundle of what the pass shows now, signing only what is not cached."""
     pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
 
     async def sign() -> bytes:
-        assert program is not None
         async with ctx.uow() as uow:
             assets = await uow.programs.assets(program.id)
         return await ctx.apple.package(program, pass_json, assets)
 
-    key = (serial, content_digest(program, pass_json))
+    key = (wallet_pass.serial, content_digest(program, pass_json))
     return PkpassBundle(await ctx.pass_cache.get_or_make(key, sign), wallet_pass)
 
 

@@ -145,6 +145,24 @@ class SqlPassRepository:
         row = await self._session.get(PassRow, serial)
         return self._from_row(row) if row else None
 
+    async def get_with_holder(self, serial: str) -> tuple[WalletPass, Program, Customer] | None:
+        # One round trip for the call every device makes after every push.
+        query = (
+            select(PassRow, ProgramRow, CustomerRow)
+            .join(ProgramRow, col(ProgramRow.id) == col(PassRow.program_id))
+            .join(CustomerRow, col(CustomerRow.id) == col(PassRow.customer_id))
+            .where(PassRow.serial == serial)
+        )
+        found = (await self._session.exec(query)).first()
+        if found is None:
+            return None
+        pass_row, program_row, customer_row = found
+        return (
+            self._from_row(pass_row),
+            mapping.program_from_row(program_row),
+            mapping.customer_from_row(customer_row),
+        )
+
     async def get_for_update(self, serial: str) -> WalletPass | None:
         # Row-locked on PostgreSQL, so two changes to one pass cannot overwrite each other.
         row = await self._session.get(PassRow, serial, with_for_update=True)
