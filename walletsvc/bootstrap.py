@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import structlog
+from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from walletsvc.apple.credentials import (
@@ -75,6 +76,8 @@ def build_container(settings: Settings) -> Container:
     admin_key = _admin_key(settings, dev_files)
     identity = _apple_identity(settings, dev_files)
     _check_expiry(identity)
+    if not settings.development:
+        _check_wwdr_generation(identity)
     if settings.development and settings.google.service_account_file is None:
         dev_files["google_service_account"] = ensure_dev_service_account(
             settings.data_dir / "google-service-account.json"
@@ -103,11 +106,37 @@ def build_container(settings: Settings) -> Container:
 
 
 async def prepare_database(container: Container) -> None:
-    """Migrate (unless told not to) and, in development, create the demo program."""
+    """Migrate (unless told not to), create the demo program, check programs against the certificate."""
     if container.settings.migrate_on_start:
         await upgrade(container.engine)
     if container.settings.development and container.settings.demo.enabled:
         await ensure_demo_program(container)
+    await check_programs_match_certificate(container)
+
+
+async def check_programs_match_certificate(container: Container) -> None:
+    """Refuse to start when a program's passes could not be signed by the loaded certificate.
+
+    Wallet refuses a pass whose passTypeIdentifier and teamIdentifier differ from the
+    signing certificate's UID and OU; finding that out at start beats finding it out
+    from customers.
+    """
+    apple = container.apple
+    async with container.ctx.uow() as uow:
+        programs = await uow.programs.list()
+    wrong = [
+        f"{program.id} ({program.apple.pass_type_identifier}, team {program.apple.team_identifier})"
+        for program in programs
+        if program.apple.pass_type_identifier != apple.pass_type_identifier
+        or program.apple.team_identifier != apple.team_identifier
+    ]
+    if wrong:
+        raise ConfigurationError(
+            "the Pass Type ID certificate is for "
+            f"{apple.pass_type_identifier} (team {apple.team_identifier}) but these programs "
+            f"use another: {', '.join(wrong)}; configure the certificate of that pass type, "
+            "or change the programs' apple.pass_type_identifier and team_identifier"
+        )
 
 
 async def ensure_demo_program(container: Container) -> None:
@@ -178,6 +207,18 @@ def _read_or_create_secret(path: Path) -> str:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _check_wwdr_generation(identity: SigningIdentity) -> None:
+    # Pass Type ID certificates are issued under WWDR G4; G1 expired in February 2023 and
+    # pairing the wrong generation is the commonest "pass cannot be installed" cause.
+    subject = identity.wwdr.subject
+    units = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    if "G4" not in units:
+        raise ConfigurationError(
+            f"the WWDR certificate '{subject.rfc4514_string()}' is not Apple WWDR G4; download "
+            "AppleWWDRCAG4.cer from Apple PKI and set WALLETSVC_APPLE__WWDR_CERTIFICATE"
+        )
 
 
 def _check_expiry(identity: SigningIdentity) -> None:

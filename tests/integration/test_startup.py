@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +14,12 @@ from pydantic import ValidationError
 from tests.conftest import CERTS
 from walletsvc.apple.credentials import CredentialError
 from walletsvc.apple.dev_material import ensure_dev_apple_material
-from walletsvc.bootstrap import build_container
+from walletsvc.bootstrap import build_container, prepare_database
 from walletsvc.cli import main
 from walletsvc.config import load_settings
 from walletsvc.domain.errors import ConfigurationError
+from walletsvc.services.api_keys import bootstrap_principal
+from walletsvc.services.programs import create_program
 
 
 def expired_pass_certificate(tmp_path):
@@ -106,3 +109,36 @@ def test_a_malformed_key_list_is_a_settings_error_not_a_traceback(monkeypatch, c
     monkeypatch.setenv("WALLETSVC_PREVIOUS_SECRET_KEYS", "not-json")
     assert main(["migrate"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_production_refuses_a_wwdr_that_is_not_g4(make_settings):
+    settings = make_settings(
+        mode="production",
+        public_url="https://wallet.example.de",
+        apple={
+            "pass_p12": CERTS / "pass.p12",
+            "pass_key_passphrase": "walletsvc-example",
+            "wwdr_certificate": CERTS / "wwdr-dev-ca.pem",
+        },
+    )
+    with pytest.raises(ConfigurationError, match="not Apple WWDR G4"):
+        build_container(settings)
+
+
+async def test_a_program_of_another_pass_type_stops_the_start(container, make_settings):
+    async with container.ctx.uow() as uow:
+        demo = await uow.programs.get("demo")
+    assert demo is not None
+    foreign = replace(
+        demo,
+        id="foreign",
+        apple=replace(demo.apple, pass_type_identifier="pass.com.example.foreign"),
+    )
+    dev_ctx = replace(container.ctx, development=True)
+    await create_program(dev_ctx, bootstrap_principal(), foreign)
+    restarted = build_container(make_settings())
+    try:
+        with pytest.raises(ConfigurationError, match=r"foreign \(pass\.com\.example\.foreign"):
+            await prepare_database(restarted)
+    finally:
+        await restarted.close()
