@@ -15,6 +15,7 @@ from sqlalchemy import text
 from tests.conformance.test_apple_web_service import DEVICE, OTHER_DEVICE, TOKEN, Wallet
 from walletsvc.bootstrap import build_container, utc_now
 from walletsvc.domain.push import PushOutcome, PushReply
+from walletsvc.services.pass_changes import refresh_program_passes
 from walletsvc.services.push_delivery import PushPolicy, deliver_due_pushes
 
 SECOND_TOKEN = "ef" * 32
@@ -208,3 +209,22 @@ async def test_concurrent_workers_never_claim_the_same_push(client, admin, conta
         await asyncio.gather(*(deliver_due_pushes(later(container), w, policy) for w in workers))
     sent = [token for worker in workers for _, token in worker.sent]
     assert sorted(sent) == sorted(token for _, token in devices)
+
+
+async def test_a_design_change_updates_every_pass_of_the_program_once(client, admin, container):
+    wallet = Wallet(client, admin)
+    issued = await _installed_coupon(wallet, [(DEVICE, TOKEN)])
+    await wallet.coupon("c-2")
+    ctx = container.ctx
+    async with ctx.uow() as uow:
+        program = await uow.programs.get("demo")
+        assert program is not None
+        await uow.programs.update(
+            program.with_design(replace(program.apple, background_color="rgb(200, 0, 0)"))
+        )
+        await uow.commit()
+    assert await refresh_program_passes(ctx, "demo", batch=1) == 2
+    assert await refresh_program_passes(ctx, "demo", batch=1) == 0
+    assert [token for token, _, _ in await _pending(container)] == [TOKEN]
+    document = await wallet.pass_json(issued)
+    assert document["backgroundColor"] == "rgb(200, 0, 0)"

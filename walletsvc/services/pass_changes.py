@@ -156,3 +156,31 @@ def _changed_coupon(coupon: Coupon, change: CouponChange) -> Coupon:
         if value is not _UNSET:
             updates[name] = value
     return replace(coupon, **updates)  # type: ignore[arg-type]
+
+
+async def refresh_program_passes(ctx: ServiceContext, program_id: str, batch: int = 200) -> int:
+    """Re-render every pass of a program (after a design change); return how many changed.
+
+    Works in batches of one transaction each, so a large program neither holds locks for
+    long nor starts over after an interruption: a pass already refreshed renders the
+    same and is left alone the second time.
+    """
+    changed = 0
+    after: str | None = None
+    while True:
+        async with ctx.uow() as uow:
+            program = await uow.programs.get(program_id)
+            if program is None:
+                raise NotFound("no such program")
+            page = await uow.passes.for_program(program_id, after, batch)
+            for listed in page:
+                wallet_pass = await uow.passes.get_for_update(listed.serial)
+                customer = await uow.customers.get(listed.customer_id)
+                if wallet_pass is None or customer is None:
+                    continue
+                saved = await save_pass(ctx, uow, wallet_pass, program, customer)
+                changed += saved.version != wallet_pass.version
+            await uow.commit()
+        if len(page) < batch:
+            return changed
+        after = page[-1].serial

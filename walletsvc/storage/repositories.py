@@ -48,6 +48,9 @@ class SqlProgramRepository:
     async def add(self, program: Program) -> None:
         self._session.add(mapping.program_to_row(program))
 
+    async def update(self, program: Program) -> None:
+        await self._session.merge(mapping.program_to_row(program))
+
     async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None:
         await self._session.exec(
             delete(ProgramAssetRow).where(col(ProgramAssetRow.program_id) == program_id)
