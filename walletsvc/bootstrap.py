@@ -106,7 +106,7 @@ def build_container(settings: Settings) -> Container:
 
 
 async def prepare_database(container: Container) -> None:
-    """Migrate (unless told not to), create the demo program, check programs against the certificate."""
+    """Migrate (unless told not to), add the demo program, check programs match the certificate."""
     if container.settings.migrate_on_start:
         await upgrade(container.engine)
     if container.settings.development and container.settings.demo.enabled:

@@ -1,9 +1,10 @@
-"""`walletsvc serve | migrate`: the command line."""
+"""`walletsvc serve | migrate | verify-pass`: the command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 
 from walletsvc.apple.credentials import CredentialError
+from walletsvc.apple.verify import load_ca_file, read_bundle, render_text, verify_pkpass
 from walletsvc.bootstrap import Container, build_container, prepare_database
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError
@@ -35,7 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    verify = commands.add_parser(
+        "verify-pass",
+        help="check a .pkpass offline as a device would (needs no settings)",
+        description="Check a .pkpass offline: zip, pass.json, manifest, signature, chain, "
+        "identity. Exit 0 when every check passes, 1 when one fails, 2 on usage errors.",
+    )
+    verify.add_argument("file", type=Path, help="the .pkpass file")
+    verify.add_argument("--ca", type=Path, help="trusted root certificate(s), PEM or DER")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.command == "verify-pass":
+        # Offline by design: no settings, logging or database, so it runs anywhere.
+        return _verify_pass(args.file, args.ca, as_json=args.json)
 
     overrides: dict[str, object] = {}
     if args.command == "serve":
@@ -73,6 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _verify_pass(file: Path, ca: Path | None, *, as_json: bool) -> int:
+    try:
+        roots = load_ca_file(ca) if ca is not None else None
+        data = read_bundle(file)
+    except OSError as exc:
+        print(f"walletsvc verify-pass: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"walletsvc verify-pass: {exc}", file=sys.stderr)
+        return 2
+    report = verify_pkpass(data, roots=roots)
+    if as_json:
+        print(json.dumps({"file": str(file), **report.as_dict()}, ensure_ascii=False, indent=2))
+    else:
+        print(f"{file}\n{render_text(report)}")
+    return 0 if report.ok else 1
+
+
 async def _migrate(container: Container) -> None:
     try:
         await upgrade(container.engine)
@@ -82,7 +114,13 @@ async def _migrate(container: Container) -> None:
 
 
 async def _serve(container: Container) -> web.Application:
-    await prepare_database(container)
+    try:
+        await prepare_database(container)
+    except ConfigurationError as exc:
+        log.error("startup.refused", detail=str(exc))
+        print(f"walletsvc: cannot start: {exc}", file=sys.stderr)
+        await container.close()
+        raise SystemExit(2) from None
     app = create_app(container)
 
     async def close(_app: web.Application) -> None:
