@@ -85,7 +85,9 @@ def build_container(settings: Settings) -> Container:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     box = SecretBox(secret_keys)
     public_url = settings.effective_public_url
-    apple = ApplePassSigner(PkpassBuilder(identity), f"{public_url}/apple")
+    apple = ApplePassSigner(
+        PkpassBuilder(identity), f"{public_url}/apple", require_https=not settings.development
+    )
     current = secret_keys[0]
     ring = BarcodeKeyRing(
         keys={_key_id(key): _derive(key, "barcode") for key in secret_keys},

@@ -65,7 +65,18 @@ def test_placeholders_have_the_wallet_sizes() -> None:
         "logo.png": (160, 50),
         "logo@2x.png": (320, 100),
         "logo@3x.png": (480, 150),
+        "strip.png": (375, 144),
+        "strip@2x.png": (750, 288),
+        "strip@3x.png": (1125, 432),
     }
+
+
+def test_placeholder_strip_is_a_band_between_the_program_colours() -> None:
+    images = placeholder_images((0, 0, 0), (200, 100, 50))
+    _, _, rows = decode(images["strip.png"])
+    tint = pixel(rows, 0, 0)
+    assert tint != (0, 0, 0) and tint != (200, 100, 50)
+    assert all(row == bytes(tint) * 375 for row in rows)
 
 
 @pytest.mark.parametrize(

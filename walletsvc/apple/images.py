@@ -23,6 +23,15 @@ _SIZES: dict[str, tuple[int, int]] = {
     "logo@2x.png": (320, 100),
     "logo@3x.png": (480, 150),
 }
+# The strip sits behind the primary fields. Apple's guide allots 375x144 pt to gift cards and
+# coupons and 375x123 pt to other passes; one plain 375x144 strip serves store cards too,
+# since a solid colour loses nothing when Wallet crops it.
+_STRIP_SIZES: dict[str, tuple[int, int]] = {
+    "strip.png": (375, 144),
+    "strip@2x.png": (750, 288),
+    "strip@3x.png": (1125, 432),
+}
+_STRIP_TINT = 0.18  # how far the strip leans from the background toward the foreground
 
 
 def solid_png(
@@ -55,11 +64,23 @@ def solid_png(
 def placeholder_images(
     background: tuple[int, int, int], foreground: tuple[int, int, int]
 ) -> dict[str, bytes]:
-    """Return icon and logo PNGs at 1x, 2x and 3x in the given colours."""
-    return {
+    """Return icon, logo and strip PNGs at 1x, 2x and 3x in the given colours."""
+    images = {
         name: solid_png(width, height, background, mark=foreground)
         for name, (width, height) in _SIZES.items()
     }
+    tint = _blend(background, foreground, _STRIP_TINT)
+    images.update(
+        (name, solid_png(width, height, tint)) for name, (width, height) in _STRIP_SIZES.items()
+    )
+    return images
+
+
+def _blend(
+    base: tuple[int, int, int], toward: tuple[int, int, int], share: float
+) -> tuple[int, int, int]:
+    r, g, b = (round(a + (z - a) * share) for a, z in zip(base, toward, strict=True))
+    return r, g, b
 
 
 def _pixel(rgb: tuple[int, int, int]) -> bytes:

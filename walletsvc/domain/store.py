@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from geopy.distance import geodesic
 
 from walletsvc.domain.errors import InvalidInput
 
 STORE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_RADIUS_M = 20.0  # below this, phone location noise decides on its own
 MAX_RADIUS_M = 5_000.0
+PASS_LOCATIONS = 10  # Apple reads at most 10 locations from a pass
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,32 @@ def validate_terminal_id(terminal_id: str) -> str:
     if not STORE_ID.fullmatch(terminal_id):
         raise InvalidInput("terminal id must be 1-64 letters, digits or ._-", field="id")
     return terminal_id
+
+
+def choose_pass_locations(
+    stores: Sequence[Store],
+    home_store_id: str | None,
+    chosen_ids: Sequence[str],
+    limit: int = PASS_LOCATIONS,
+) -> tuple[Store, ...]:
+    """Return the stores a pass lists as its locations, at most `limit` of them.
+
+    The holder's home store and the stores nearest to it (geodesic distance) come first;
+    without a known home store, the program's chosen stores in their order; else the
+    first stores by id. Ties break by id, so the same stores always give the same answer.
+    """
+    if limit <= 0 or not stores:
+        return ()
+    home = next((store for store in stores if store.id == home_store_id), None)
+    if home is not None:
+        origin = (home.latitude, home.longitude)
+        nearest = sorted(
+            stores,
+            key=lambda store: (geodesic(origin, (store.latitude, store.longitude)).m, store.id),
+        )
+        return tuple(nearest[:limit])
+    by_id = {store.id: store for store in stores}
+    chosen = [by_id[store_id] for store_id in dict.fromkeys(chosen_ids) if store_id in by_id]
+    if chosen:
+        return tuple(chosen[:limit])
+    return tuple(sorted(stores, key=lambda store: store.id)[:limit])

@@ -93,12 +93,13 @@ async def latest_pass(
     # Every device calls this after every push: one query, and signing only on a cache miss.
     async with ctx.uow() as uow:
         found = await uow.passes.get_with_holder(serial) if len(serial) <= 64 else None
-    wallet_pass, program, customer = _check_token(found, pass_type_id, authorization)
-    assert wallet_pass.last_changed_at is not None
-    last_modified = wallet_pass.last_changed_at.replace(microsecond=0)
-    if if_modified_since is not None and last_modified <= if_modified_since:
-        return LatestPass(None, last_modified)
-    bundle = await signed_pass(ctx, wallet_pass, program, customer)
+        wallet_pass, program, customer = _check_token(found, pass_type_id, authorization)
+        assert wallet_pass.last_changed_at is not None
+        last_modified = wallet_pass.last_changed_at.replace(microsecond=0)
+        if if_modified_since is not None and last_modified <= if_modified_since:
+            return LatestPass(None, last_modified)
+        stores = await uow.stores.for_program(program.id)
+    bundle = await signed_pass(ctx, wallet_pass, program, customer, stores)
     return LatestPass(bundle, last_modified)
 
 

@@ -8,6 +8,7 @@ the customer sees nothing, when told about a pass that did not change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from walletsvc.domain.customer import Customer
 from walletsvc.domain.errors import InvalidInput, NotFound
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.program import Program
+from walletsvc.domain.store import Store
 from walletsvc.domain.wallet_pass import (
     Coupon,
     PassKind,
@@ -46,10 +48,13 @@ async def save_pass(
     wallet_pass: WalletPass,
     program: Program,
     customer: Customer,
+    stores: Sequence[Store] | None = None,
 ) -> WalletPass:
     """Store the pass; when its rendering changed, make it a new version and owe pushes."""
     now = ctx.clock()
-    pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
+    if stores is None:
+        stores = await uow.stores.for_program(program.id)
+    pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
     digest = content_digest(program, pass_json)
     if digest != wallet_pass.content_hash:
         wallet_pass = replace(
@@ -173,12 +178,13 @@ async def refresh_program_passes(ctx: ServiceContext, program_id: str, batch: in
             if program is None:
                 raise NotFound("no such program")
             page = await uow.passes.for_program(program_id, after, batch)
+            stores = await uow.stores.for_program(program_id)
             for listed in page:
                 wallet_pass = await uow.passes.get_for_update(listed.serial)
                 customer = await uow.customers.get(listed.customer_id)
                 if wallet_pass is None or customer is None:
                     continue
-                saved = await save_pass(ctx, uow, wallet_pass, program, customer)
+                saved = await save_pass(ctx, uow, wallet_pass, program, customer, stores)
                 changed += saved.version != wallet_pass.version
             await uow.commit()
         if len(page) < batch:

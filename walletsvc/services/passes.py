@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from walletsvc.domain.api_key import Principal, Scope
@@ -11,6 +12,7 @@ from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.link_token import make_link_token, open_link_token
 from walletsvc.domain.program import Program
+from walletsvc.domain.store import Store
 from walletsvc.domain.wallet_pass import (
     Coupon,
     PassKind,
@@ -110,7 +112,8 @@ async def _issue_once(
             last_changed_at=next_change_time(None, now),
             created_at=now,
         )
-        pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
+        stores = await uow.stores.for_program(program.id)
+        pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
         wallet_pass = replace(wallet_pass, content_hash=content_digest(program, pass_json))
         await uow.passes.add(wallet_pass)
         await uow.customers.link(
@@ -197,16 +200,21 @@ async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
             raise NotFound("no such pass")
         program = await uow.programs.get(wallet_pass.program_id)
         customer = await uow.customers.get(wallet_pass.customer_id)
+        stores = await uow.stores.for_program(wallet_pass.program_id)
     if program is None or customer is None:
         raise NotFound("no such pass")
-    return await signed_pass(ctx, wallet_pass, program, customer)
+    return await signed_pass(ctx, wallet_pass, program, customer, stores)
 
 
 async def signed_pass(
-    ctx: ServiceContext, wallet_pass: WalletPass, program: Program, customer: Customer
+    ctx: ServiceContext,
+    wallet_pass: WalletPass,
+    program: Program,
+    customer: Customer,
+    stores: Sequence[Store],
 ) -> PkpassBundle:
     """Return the signed bundle of what the pass shows now, signing only what is not cached."""
-    pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass))
+    pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
 
     async def sign() -> bytes:
         async with ctx.uow() as uow:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from walletsvc.domain.pass_content import sample_contents
 from walletsvc.domain.program import Program, validate_program
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import UnitOfWork
@@ -23,6 +24,7 @@ async def create_program(
     if principal.program_id is not None:
         raise Forbidden("a key bound to one program cannot create programs")
     validate_program(program, development=ctx.development)
+    check_design(ctx, program)
     now = ctx.clock()
     program = replace(program, created_at=now, updated_at=now)
     images = dict(assets) if assets else ctx.apple.default_assets(program)
@@ -35,6 +37,16 @@ async def create_program(
         await uow.programs.put_assets(program.id, images)
         await uow.commit()
     return program
+
+
+def check_design(ctx: ServiceContext, program: Program) -> None:
+    """Refuse a design whose passes would break Apple's rules, by rendering samples of it.
+
+    Every tier's loyalty card and a coupon are rendered, so a bad design is refused when it
+    is sent, not when its first pass is issued.
+    """
+    for sample in sample_contents(program):
+        ctx.apple.render(sample)
 
 
 async def list_programs(ctx: ServiceContext, principal: Principal) -> list[Program]:

@@ -8,7 +8,16 @@ from decimal import Decimal
 from typing import Any
 
 from walletsvc.domain.customer import Consents, Customer
-from walletsvc.domain.program import AppleDesign, GoogleSettings, Program, Tier
+from walletsvc.domain.program import (
+    AppleDesign,
+    BarcodeFormat,
+    FieldGroup,
+    GoogleSettings,
+    LocalizedText,
+    PassField,
+    Program,
+    Tier,
+)
 from walletsvc.domain.store import Store
 from walletsvc.domain.wallet_pass import Coupon, PassKind, PassState, WalletPass
 from walletsvc.storage.tables import CustomerRow, PassRow, ProgramRow, StoreRow
@@ -25,8 +34,8 @@ def program_to_row(program: Program) -> ProgramRow:
         id=program.id,
         name=program.name,
         points_per_unit=str(program.points_per_unit),
-        tiers=[{"name": t.name, "min_points": t.min_points} for t in program.tiers],
-        apple=asdict(program.apple),
+        tiers=[tier_to_json(tier) for tier in program.tiers],
+        apple=apple_design_to_json(program.apple),
         google=asdict(program.google),
         design_version=program.design_version,
         created_at=program.created_at,
@@ -38,13 +47,94 @@ def program_from_row(row: ProgramRow) -> Program:
     return Program(
         id=row.id,
         name=row.name,
-        tiers=tuple(Tier(name=t["name"], min_points=int(t["min_points"])) for t in row.tiers),
+        tiers=tuple(tier_from_json(tier) for tier in row.tiers),
         points_per_unit=Decimal(row.points_per_unit),
-        apple=AppleDesign(**row.apple),
+        apple=apple_design_from_json(row.apple),
         google=GoogleSettings(**row.google),
         design_version=row.design_version,
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+    )
+
+
+def tier_to_json(tier: Tier) -> dict[str, Any]:
+    value: dict[str, Any] = {"name": tier.name, "min_points": tier.min_points}
+    if tier.display_name is not None:
+        value["display_name"] = text_to_json(tier.display_name)
+    return value
+
+
+def tier_from_json(value: dict[str, Any]) -> Tier:
+    display = value.get("display_name")
+    return Tier(
+        name=value["name"],
+        min_points=int(value["min_points"]),
+        display_name=text_from_json(display) if display is not None else None,
+    )
+
+
+def text_to_json(text: LocalizedText) -> dict[str, Any]:
+    return {"en": text.en, "de": text.de}
+
+
+def text_from_json(value: dict[str, Any] | str) -> LocalizedText:
+    if isinstance(value, str):
+        return LocalizedText(value)
+    return LocalizedText(en=value["en"], de=value.get("de"))
+
+
+def apple_design_to_json(design: AppleDesign) -> dict[str, Any]:
+    """Return the design as stored in the programs table's JSON column."""
+    return {
+        "pass_type_identifier": design.pass_type_identifier,
+        "team_identifier": design.team_identifier,
+        "organization_name": design.organization_name,
+        "description": design.description,
+        "logo_text": design.logo_text,
+        "background_color": design.background_color,
+        "foreground_color": design.foreground_color,
+        "label_color": design.label_color,
+        "barcode_format": design.barcode_format.value,
+        "barcode_alt_text": design.barcode_alt_text,
+        "fields": [
+            {
+                "key": extra.key,
+                "group": extra.group.value,
+                "label": text_to_json(extra.label),
+                "value": extra.value,
+            }
+            for extra in design.fields
+        ],
+        "location_store_ids": list(design.location_store_ids),
+        "location_text": design.location_text,
+    }
+
+
+def apple_design_from_json(value: dict[str, Any]) -> AppleDesign:
+    """Return the stored design; keys a row written before they existed take their defaults."""
+    defaults = AppleDesign("", "", "", "")
+    return AppleDesign(
+        pass_type_identifier=value["pass_type_identifier"],
+        team_identifier=value["team_identifier"],
+        organization_name=value["organization_name"],
+        description=value["description"],
+        logo_text=value.get("logo_text"),
+        background_color=value.get("background_color", defaults.background_color),
+        foreground_color=value.get("foreground_color", defaults.foreground_color),
+        label_color=value.get("label_color", defaults.label_color),
+        barcode_format=BarcodeFormat(value.get("barcode_format", defaults.barcode_format)),
+        barcode_alt_text=value.get("barcode_alt_text"),
+        fields=tuple(
+            PassField(
+                key=extra["key"],
+                group=FieldGroup(extra["group"]),
+                label=text_from_json(extra["label"]),
+                value=extra["value"],
+            )
+            for extra in value.get("fields", ())
+        ),
+        location_store_ids=tuple(value.get("location_store_ids", ())),
+        location_text=value.get("location_text", defaults.location_text),
     )
 
 

@@ -233,6 +233,10 @@ class SqlStoreRepository:
         row = await self._session.get(StoreRow, store_id)
         return mapping.store_from_row(row) if row else None
 
+    async def for_program(self, program_id: str) -> list[Store]:
+        query = select(StoreRow).where(StoreRow.program_id == program_id).order_by(col(StoreRow.id))
+        return [mapping.store_from_row(row) for row in (await self._session.exec(query)).all()]
+
     async def add(self, store: Store) -> None:
         assert store.created_at is not None
         self._session.add(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from walletsvc.domain.api_key import Principal
-from walletsvc.domain.program import AppleDesign, GoogleSettings, Program, Tier
+from walletsvc.domain.program import (
+    AppleDesign,
+    BarcodeFormat,
+    FieldGroup,
+    GoogleSettings,
+    LocalizedText,
+    PassField,
+    Program,
+    Tier,
+)
 from walletsvc.domain.store import Store
 from walletsvc.services.api_keys import create_api_key
 from walletsvc.services.programs import create_program, list_programs
@@ -39,13 +48,32 @@ async def create_key(request: web.Request, principal: Principal, body: s.ApiKeyI
     return json_response(out, 201)
 
 
+def localized(value: str | s.LocalizedTextIn) -> LocalizedText:
+    """Return the domain text of an API text: one string, or one per language."""
+    if isinstance(value, str):
+        return LocalizedText(value)
+    return LocalizedText(en=value.en, de=value.de)
+
+
+def localized_out(text: LocalizedText) -> s.LocalizedTextOut:
+    """Return the API view of a text."""
+    return s.LocalizedTextOut(en=text.en, de=text.de)
+
+
 def program_out(program: Program) -> s.ProgramOut:
     """Return the API view of a program."""
     apple, google = program.apple, program.google
     return s.ProgramOut(
         id=program.id,
         name=program.name,
-        tiers=[s.TierOut(name=t.name, min_points=t.min_points) for t in program.tiers],
+        tiers=[
+            s.TierOut(
+                name=t.name,
+                min_points=t.min_points,
+                display_name=localized_out(t.display_name) if t.display_name else None,
+            )
+            for t in program.tiers
+        ],
         points_per_unit=program.points_per_unit,
         apple=s.AppleDesignOut(
             pass_type_identifier=apple.pass_type_identifier,
@@ -56,6 +84,16 @@ def program_out(program: Program) -> s.ProgramOut:
             background_color=apple.background_color,
             foreground_color=apple.foreground_color,
             label_color=apple.label_color,
+            barcode_format=apple.barcode_format.value,
+            barcode_alt_text=apple.barcode_alt_text,
+            fields=[
+                s.PassFieldOut(
+                    key=f.key, group=f.group.value, label=localized_out(f.label), value=f.value
+                )
+                for f in apple.fields
+            ],
+            location_store_ids=list(apple.location_store_ids),
+            location_text=apple.location_text,
         ),
         google=s.GoogleOut(issuer_id=google.issuer_id, class_suffix=google.class_suffix),
         design_version=program.design_version,
@@ -91,7 +129,14 @@ async def post_program(
     program = Program(
         id=body.id,
         name=body.name,
-        tiers=tuple(Tier(t.name, t.min_points) for t in body.tiers),
+        tiers=tuple(
+            Tier(
+                t.name,
+                t.min_points,
+                localized(t.display_name) if t.display_name is not None else None,
+            )
+            for t in body.tiers
+        ),
         points_per_unit=body.points_per_unit,
         apple=AppleDesign(
             pass_type_identifier=design.pass_type_identifier
@@ -103,6 +148,16 @@ async def post_program(
             background_color=design.background_color,
             foreground_color=design.foreground_color,
             label_color=design.label_color,
+            barcode_format=BarcodeFormat(design.barcode_format),
+            barcode_alt_text=design.barcode_alt_text,
+            fields=tuple(
+                PassField(
+                    key=f.key, group=FieldGroup(f.group), label=localized(f.label), value=f.value
+                )
+                for f in design.fields
+            ),
+            location_store_ids=tuple(design.location_store_ids),
+            location_text=design.location_text,
         ),
         google=GoogleSettings(
             issuer_id=body.google.issuer_id, class_suffix=body.google.class_suffix

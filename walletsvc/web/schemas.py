@@ -37,9 +37,34 @@ class ApiKeyOut(Out):
     program: str | None
 
 
+ShortText = Annotated[str, Field(min_length=1, max_length=60)]
+Template = Annotated[str, Field(max_length=200)]
+
+
+class LocalizedTextIn(In):
+    en: ShortText
+    de: ShortText | None = None
+
+
+Localized = Annotated[
+    ShortText | LocalizedTextIn,
+    Field(description='one text for every language, or {"en": ..., "de": ...}'),
+]
+
+
 class TierIn(In):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     min_points: Annotated[int, Field(ge=0, le=10**12)]
+    display_name: Localized | None = Field(
+        default=None, description="what passes show for the tier; defaults to its name"
+    )
+
+
+class PassFieldIn(In):
+    key: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
+    group: Literal["secondary", "auxiliary", "back"]
+    label: Localized
+    value: Template = Field(description="text with {points}, {tier}, {program} or {serial}")
 
 
 class AppleDesignIn(In):
@@ -53,6 +78,20 @@ class AppleDesignIn(In):
     background_color: str = "rgb(20, 40, 80)"
     foreground_color: str = "rgb(255, 255, 255)"
     label_color: str = "rgb(200, 210, 230)"
+    barcode_format: Literal["qr", "pdf417", "aztec", "code128"] = "qr"
+    barcode_alt_text: Annotated[str, Field(max_length=100)] | None = Field(
+        default=None, description="text under the barcode; may use the field placeholders"
+    )
+    fields: Annotated[list[PassFieldIn], Field(max_length=10)] = Field(default_factory=list)
+    location_store_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=10)
+    ] = Field(
+        default_factory=list,
+        description="stores the passes list when the holder has no home store",
+    )
+    location_text: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        default="{store}", description="lock-screen text near a store; {store}, {program}"
+    )
 
 
 class GoogleIn(In):
@@ -71,9 +110,22 @@ class ProgramIn(In):
     google: GoogleIn = Field(default_factory=GoogleIn)
 
 
+class LocalizedTextOut(Out):
+    en: str
+    de: str | None
+
+
 class TierOut(Out):
     name: str
     min_points: int
+    display_name: LocalizedTextOut | None = None
+
+
+class PassFieldOut(Out):
+    key: str
+    group: str
+    label: LocalizedTextOut
+    value: str
 
 
 class AppleDesignOut(Out):
@@ -85,6 +137,11 @@ class AppleDesignOut(Out):
     background_color: str
     foreground_color: str
     label_color: str
+    barcode_format: str
+    barcode_alt_text: str | None
+    fields: list[PassFieldOut]
+    location_store_ids: list[str]
+    location_text: str
 
 
 class GoogleOut(Out):
