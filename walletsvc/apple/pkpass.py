@@ -2,17 +2,20 @@
 
 Bundle layout and signing rules:
 https://developer.apple.com/documentation/walletpasses/building-a-pass
+The zip is written by hand following PKWARE's APPNOTE (sections 4.3.7, 4.3.12 and 4.3.16):
+https://pkware.cachefly.net/webdocs/casestudies/APPNOTE.TXT
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
@@ -30,9 +33,81 @@ _RESERVED = frozenset({"pass.json", "manifest.json", "signature"})
 # signature no longer matches the bytes in the bundle. signingTime is added by cryptography
 # (iOS rejects a pass signature without it).
 _SIGN_OPTIONS = (pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary)
-# A fixed timestamp keeps the zip bytes a function of the content alone.
-_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-_ZIP_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--
+
+# Every entry is stored, not deflated: the images are PNGs (already deflated inside), and the
+# per-pass entries are a few KB that would cost more CPU to compress than they save. The field
+# values are the ones Python's zipfile writes for a stored entry, so readers see nothing unusual.
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # APPNOTE 4.3.7, the name follows
+_CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHI")  # APPNOTE 4.3.12 up to the offset
+_OFFSET = struct.Struct("<I")  # the central header's last field: where the local header is
+_END_RECORD = struct.Struct("<IHHHHIIH")  # APPNOTE 4.3.16
+_LOCAL_SIGNATURE, _CENTRAL_SIGNATURE, _END_SIGNATURE = 0x04034B50, 0x02014B50, 0x06054B50
+_VERSION_NEEDED = 20  # 2.0: plain stored entries, no zip64
+_VERSION_MADE_BY = (3 << 8) | 20  # Unix, so readers apply the file mode in external attributes
+_UTF8_NAME = 0x0800  # general purpose flag bit 11: the name is UTF-8
+_STORED = 0
+# A fixed timestamp (1980-01-01 00:00:00, as MS-DOS time and date) keeps the zip bytes a
+# function of the content alone.
+_DOS_TIME, _DOS_DATE = 0, (1 << 5) | 1
+_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--
+# Sizes, offsets and entry counts beyond these need zip64, which passes never need.
+_ZIP32_LIMIT, _ZIP32_ENTRIES = 0xFFFFFFFF, 0xFFFF
+
+
+class _Entry(NamedTuple):
+    """One zip entry's headers, with the local header's offset left to fill in."""
+
+    local_header: bytes  # fixed fields and the name
+    central_head: bytes  # fixed fields up to the offset
+    encoded_name: bytes
+
+    def central_header(self, offset: int) -> bytes:
+        """Return the central directory header for a local header at `offset`."""
+        return self.central_head + _OFFSET.pack(offset) + self.encoded_name
+
+
+def _entry(name: str, data: bytes) -> _Entry:
+    try:
+        encoded, flags = name.encode("ascii"), 0
+    except UnicodeEncodeError:
+        encoded, flags = name.encode("utf-8"), _UTF8_NAME
+    crc, size = zlib.crc32(data), len(data)
+    if size > _ZIP32_LIMIT:
+        raise ValueError(f"{name!r} is too large for a pass bundle")
+    local = _LOCAL_HEADER.pack(
+        _LOCAL_SIGNATURE, _VERSION_NEEDED, flags, _STORED, _DOS_TIME, _DOS_DATE,
+        crc, size, size, len(encoded), 0,
+    )  # fmt: skip
+    central = _CENTRAL_HEADER.pack(
+        _CENTRAL_SIGNATURE, _VERSION_MADE_BY, _VERSION_NEEDED, flags, _STORED, _DOS_TIME,
+        _DOS_DATE, crc, size, size, len(encoded), 0, 0, 0, 0, _FILE_MODE,
+    )  # fmt: skip
+    return _Entry(local + encoded, central, encoded)
+
+
+@dataclass(frozen=True)
+class _StaticRecords:
+    """The assets' local headers and bytes, which are the same in every bundle of one design."""
+
+    records: bytes
+    # Each asset's entry with its local header's offset counted from the first asset.
+    entries: tuple[tuple[_Entry, int], ...]
+
+    @classmethod
+    def of(cls, files: Mapping[str, bytes]) -> _StaticRecords:
+        if len(files) + len(_RESERVED) > _ZIP32_ENTRIES:
+            raise ValueError("too many assets for a pass bundle")
+        parts: list[bytes] = []
+        entries: list[tuple[_Entry, int]] = []
+        offset = 0
+        for name, data in files.items():
+            entry = _entry(name, data)
+            entries.append((entry, offset))
+            parts += (entry.local_header, data)
+            offset += len(entry.local_header) + len(data)
+        if offset > _ZIP32_LIMIT:
+            raise ValueError("the assets are too large for a pass bundle")
+        return cls(b"".join(parts), tuple(entries))
 
 
 @dataclass(frozen=True)
@@ -43,6 +118,12 @@ class PreparedAssets:
     digests: Mapping[str, str]
     # The manifest entries of every asset, serialised once, without the opening brace.
     manifest_tail: bytes = field(repr=False)
+    # The assets' part of the zip, laid out once from `files` so that a build only adds the
+    # three per-pass entries around it.
+    _static: _StaticRecords = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_static", _StaticRecords.of(self.files))
 
 
 def sign_manifest(manifest: bytes, identity: SigningIdentity) -> bytes:
@@ -71,7 +152,7 @@ class PkpassBuilder:
         return self._identity
 
     def prepare_assets(self, assets: Mapping[str, bytes]) -> PreparedAssets:
-        """Validate asset names, require icon.png and hash every file once."""
+        """Validate asset names, require icon.png, hash every file and lay out its zip once."""
         for name, data in assets.items():
             _check_asset_name(name)
             if not isinstance(data, bytes):
@@ -93,14 +174,7 @@ class PkpassBuilder:
             raise ValueError("pass_json must be non-empty bytes")
         manifest = _manifest(pass_json, assets)
         signature = sign_manifest(manifest, self._identity)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as bundle:
-            _add(bundle, "pass.json", pass_json)
-            for name, data in assets.files.items():
-                _add(bundle, name, data)
-            _add(bundle, "manifest.json", manifest)
-            _add(bundle, "signature", signature)
-        return out.getvalue()
+        return _bundle(pass_json, assets._static, manifest, signature)
 
 
 def _manifest(pass_json: bytes, assets: PreparedAssets) -> bytes:
@@ -113,10 +187,25 @@ def _sha1_hex(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
-def _add(bundle: zipfile.ZipFile, name: str, data: bytes) -> None:
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE_TIME)
-    info.external_attr = _ZIP_FILE_MODE
-    bundle.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+def _bundle(pass_json: bytes, static: _StaticRecords, manifest: bytes, signature: bytes) -> bytes:
+    """Return the zip: pass.json, the assets in order, manifest.json, signature."""
+    first = _entry("pass.json", pass_json)
+    shift = len(first.local_header) + len(pass_json)
+    parts = [first.local_header, pass_json, static.records]
+    central = [first.central_header(0)]
+    central += [entry.central_header(shift + offset) for entry, offset in static.entries]
+    offset = shift + len(static.records)
+    for name, data in (("manifest.json", manifest), ("signature", signature)):
+        entry = _entry(name, data)
+        parts += (entry.local_header, data)
+        central.append(entry.central_header(offset))
+        offset += len(entry.local_header) + len(data)
+    directory = b"".join(central)
+    if offset + len(directory) > _ZIP32_LIMIT:
+        raise ValueError("the pass bundle is too large for a zip without zip64")
+    count = len(central)
+    end = _END_RECORD.pack(_END_SIGNATURE, 0, 0, count, count, len(directory), offset, 0)
+    return b"".join((*parts, directory, end))
 
 
 def _check_asset_name(name: str) -> None:
