@@ -19,6 +19,7 @@ import structlog
 from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from walletsvc.apple.apns import ApnsPushSender, ProviderTokenKey
 from walletsvc.apple.credentials import (
     SigningIdentity,
     days_until_expiry,
@@ -34,6 +35,7 @@ from walletsvc.domain.program import AppleDesign, Program, Tier
 from walletsvc.google.dev_material import ensure_dev_service_account
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.context import ServiceContext
+from walletsvc.services.ports import PushSender
 from walletsvc.services.programs import create_program
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.migrate import upgrade
@@ -56,9 +58,13 @@ class Container:
     apple: ApplePassSigner
     admin_api_key: str | None
     dev_files: dict[str, Path] = field(default_factory=dict)
+    # None when pushes are off (development default): owed pushes wait in the queue.
+    push_sender: PushSender | None = None
 
     async def close(self) -> None:
-        """Release the database pool."""
+        """Release APNs connections and the database pool."""
+        if self.push_sender is not None:
+            await self.push_sender.close()
         await self.engine.dispose()
 
 
@@ -103,8 +109,36 @@ def build_container(settings: Settings) -> Container:
         public_url=public_url,
         link_ttl=timedelta(days=settings.link_ttl_days),
         development=settings.development,
+        push_delay=timedelta(seconds=settings.apple.apns.push_delay_s),
     )
-    return Container(settings, engine, ctx, apple, admin_key, dev_files)
+    sender = _push_sender(settings, identity)
+    return Container(settings, engine, ctx, apple, admin_key, dev_files, sender)
+
+
+def _push_sender(settings: Settings, identity: SigningIdentity) -> PushSender | None:
+    apns = settings.apple.apns
+    enabled = apns.enabled if apns.enabled is not None else not settings.development
+    if not enabled:
+        return None
+    provider_key = None
+    if apns.key_file is not None:
+        if not apns.key_id or not apns.team_id:
+            raise ConfigurationError(
+                "token auth for APNs needs WALLETSVC_APPLE__APNS__KEY_ID and "
+                "WALLETSVC_APPLE__APNS__TEAM_ID with the .p8 key file"
+            )
+        provider_key = ProviderTokenKey.from_p8(
+            apns.key_file, key_id=apns.key_id, team_id=apns.team_id
+        )
+    server_ca = apns.server_ca_file.read_bytes() if apns.server_ca_file else None
+    return ApnsPushSender(
+        identities={identity.pass_type_identifier: identity},
+        provider_key=provider_key,
+        endpoint=apns.endpoint,
+        max_connections=apns.connections,
+        max_in_flight=apns.max_in_flight,
+        server_ca_pem=server_ca,
+    )
 
 
 async def prepare_database(container: Container) -> None:

@@ -32,6 +32,9 @@ class ApnsSettings(BaseModel):
     key_file: Path | None = None
     key_id: str | None = None
     team_id: str | None = None
+    # Trust these CA certificates instead of the system's for the gateway (a private relay
+    # or a test stand-in); unset for Apple.
+    server_ca_file: Path | None = None
     connections: int = Field(default=2, ge=1, le=64)
     max_in_flight: int = Field(default=1000, ge=1, le=100_000)
     # How long a change waits for more changes to the same pass before its push goes out.

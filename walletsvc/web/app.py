@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
+from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
     add_page,
     apple_web_service,
@@ -25,6 +29,19 @@ def create_app(container: Container) -> web.Application:
         client_max_size=container.settings.max_body_bytes,
     )
     app[CONTAINER] = container
+    if container.push_sender is not None:
+        app.cleanup_ctx.append(push_worker)
     router.install(app)
     health.describe(app)
     return app
+
+
+async def push_worker(app: web.Application) -> AsyncIterator[None]:
+    """Deliver owed pushes while the app runs; stop cleanly with it."""
+    container = app[CONTAINER]
+    assert container.push_sender is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_push_worker(container.ctx, container.push_sender, stop))
+    yield
+    stop.set()
+    await task
