@@ -12,9 +12,10 @@ What it does, in order:
    PassKit web service, as Wallet would (so they carry real sealed tokens);
 3. bulk-loads the rest of the registrations (customers, passes, devices,
    registrations, with update tags spread over the sequence) in SQL;
-4. ANALYZEs, prints the query plans of both calls (docs/performance.md keeps them);
-5. fires CONCURRENCY clients at each call over loopback for REQUESTS requests and
-   prints throughput and p50/p90/p99/max latency measured by the client.
+4. ANALYZEs, prints the query plans of both calls (docs/apple-web-service.md keeps them);
+5. for each client count in CONCURRENCY (default 1,4,16), fires that many clients at
+   each call over loopback for REQUESTS requests and prints throughput and
+   p50/p90/p99/max latency measured by the client.
 
 The load generator runs in this process and the server in another; both share the
 machine's two cores with PostgreSQL, so figures are upper bounds on latency.
@@ -27,8 +28,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -38,25 +37,24 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from service_process import ADMIN, PG, fresh_database, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
-PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 DATABASE = os.environ.get("BENCH_DATABASE", "walletsvc_bench")
 REGISTRATIONS = int(os.environ.get("REGISTRATIONS", "1000000"))
 SAMPLE = int(os.environ.get("SAMPLE", "200"))
 REQUESTS = int(os.environ.get("REQUESTS", "20000"))
-CONCURRENCY = int(os.environ.get("CONCURRENCY", "16"))
+CONCURRENCY = [int(n) for n in os.environ.get("CONCURRENCY", "1,4,16").split(",")]
 PORT = int(os.environ.get("PORT", "8765"))
-ADMIN = "bench-admin-key-0123456789abcdefghijklmnop"
 BASE = f"http://127.0.0.1:{PORT}"
 
 
 async def main() -> None:
-    await _fresh_database()
+    await fresh_database(DATABASE)
     with tempfile.TemporaryDirectory() as data_dir:
-        server = _start_server(Path(data_dir))
+        server = start_server(DATABASE, Path(data_dir), PORT)
         try:
-            await _wait_ready()
+            await wait_ready(BASE)
             async with aiohttp.ClientSession() as http:
                 sample = await _issue_and_register(http)
                 pass_type = sample[0]["passTypeIdentifier"]
@@ -66,46 +64,6 @@ async def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-
-
-async def _fresh_database() -> None:
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}"')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-
-
-def _start_server(data_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        WALLETSVC_DATABASE_URL=f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}",
-        WALLETSVC_DATA_DIR=str(data_dir),
-        WALLETSVC_ADMIN_API_KEY=ADMIN,
-        WALLETSVC_PUBLIC_URL=BASE,
-        WALLETSVC_PORT=str(PORT),
-        WALLETSVC_LOG_LEVEL="warning",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "walletsvc", "serve"],
-        env=env,
-        cwd=data_dir,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-async def _wait_ready() -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"{BASE}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become ready")
 
 
 async def _issue_and_register(http: aiohttp.ClientSession) -> list[dict[str, Any]]:
@@ -202,13 +160,22 @@ async def _plans(pass_type: str) -> None:
             pass_type,
         )
         latest = await connection.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM passes WHERE serial = $1",
+            """
+            EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+            SELECT passes.*, programs.*, customers.* FROM passes
+            JOIN programs ON programs.id = passes.program_id
+            JOIN customers ON customers.id = passes.customer_id
+            WHERE passes.serial = $1
+            """,
             "b" + "1".zfill(25),
         )
     finally:
         await connection.close()
     print("\nplan, what changed:\n" + "\n".join(row[0] for row in changed))
-    print("\nplan, latest pass (the pass by serial):\n" + "\n".join(row[0] for row in latest))
+    print(
+        "\nplan, latest pass (the pass, its program and holder):\n"
+        + "\n".join(row[0] for row in latest)
+    )
 
 
 async def _measure(
@@ -233,19 +200,26 @@ async def _measure(
         )
 
     for name, make in (("what changed", changed_request), ("latest pass", latest_request)):
-        await _load(http, make, REQUESTS // 10)  # warm-up: caches, pool, signed-pass cache
-        latencies, elapsed = await _load(http, make, REQUESTS)
-        latencies.sort()
-        q = statistics.quantiles(latencies, n=100)
-        print(
-            f"\n{name}: {len(latencies):,} requests, {CONCURRENCY} clients, "
-            f"{len(latencies) / elapsed:,.0f} req/s; "
-            f"p50 {q[49]:.2f} ms, p90 {q[89]:.2f} ms, p99 {q[98]:.2f} ms, "
-            f"max {latencies[-1]:.2f} ms"
-        )
+        for clients in CONCURRENCY:
+            await _report(http, name, make, clients)
 
 
-async def _load(http: aiohttp.ClientSession, make: Any, total: int) -> tuple[list[float], float]:
+async def _report(http: aiohttp.ClientSession, name: str, make: Any, clients: int) -> None:
+    await _load(http, make, REQUESTS // 10, clients)  # warm-up: pool, signed-pass cache
+    latencies, elapsed = await _load(http, make, REQUESTS, clients)
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"{name}: {len(latencies):,} requests, {clients} clients, "
+        f"{len(latencies) / elapsed:,.0f} req/s; "
+        f"p50 {q[49]:.2f} ms, p90 {q[89]:.2f} ms, p99 {q[98]:.2f} ms, "
+        f"max {latencies[-1]:.2f} ms"
+    )
+
+
+async def _load(
+    http: aiohttp.ClientSession, make: Any, total: int, clients: int
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     remaining = total
 
@@ -261,7 +235,7 @@ async def _load(http: aiohttp.ClientSession, make: Any, total: int) -> tuple[lis
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     return latencies, time.perf_counter() - started
 
 

@@ -69,6 +69,10 @@ class ApplePassSigner:
         files.update(strings_files(program))
         return files
 
+    def needs_assets(self, program: Program) -> bool:
+        """Tell whether this design version's assets still have to be prepared."""
+        return (program.id, program.design_version) not in self._prepared
+
     async def package(
         self, program: Program, pass_json: bytes, assets: Mapping[str, bytes]
     ) -> bytes:

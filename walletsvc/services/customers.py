@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.customer import Consents, Customer, validate_external_id
@@ -16,6 +17,7 @@ from walletsvc.domain.identifier import (
     normalize_email,
     normalize_phone,
 )
+from walletsvc.domain.program import Program
 from walletsvc.domain.wallet_pass import WalletPass
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import UnitOfWork
@@ -73,29 +75,8 @@ async def _upsert_once(
         program = await resolve_program(uow, principal, draft.program)
         existing = await uow.customers.get_by_external_id(program.id, draft.external_id)
         if existing is None:
-            customer = Customer(
-                id=new_customer_id(),
-                program_id=program.id,
-                external_id=draft.external_id,
-                consents=draft.consents or Consents(),
-                points_balance=0,
-                tier=program.tier_for(0),
-                created_at=now,
-                updated_at=now,
-            )
-            await uow.customers.add(customer)
-            await uow.customers.link(
-                program.id,
-                customer.id,
-                Identifier(IdentifierKind.EXTERNAL_ID, draft.external_id, "api", now),
-            )
-            await uow.outbox.add(
-                DomainEvent(
-                    type=EventType.CUSTOMER_CREATED,
-                    subject=customer.id,
-                    data={"customer_id": customer.id, "program": program.id},
-                    occurred_at=now,
-                )
+            customer = await add_customer(
+                uow, program, draft.external_id, draft.consents or Consents(), now
             )
             created = True
         else:
@@ -120,6 +101,35 @@ async def _upsert_once(
         await _link_hashed(uow, program.id, customer.id, hashed)
         await uow.commit()
     return customer, created
+
+
+async def add_customer(
+    uow: UnitOfWork, program: Program, external_id: str, consents: Consents, now: datetime
+) -> Customer:
+    """Add a new customer, its external-id link and its created event to the unit of work."""
+    customer = Customer(
+        id=new_customer_id(),
+        program_id=program.id,
+        external_id=external_id,
+        consents=consents,
+        points_balance=0,
+        tier=program.tier_for(0),
+        created_at=now,
+        updated_at=now,
+    )
+    await uow.customers.add(customer)
+    await uow.customers.link(
+        program.id, customer.id, Identifier(IdentifierKind.EXTERNAL_ID, external_id, "api", now)
+    )
+    await uow.outbox.add(
+        DomainEvent(
+            type=EventType.CUSTOMER_CREATED,
+            subject=customer.id,
+            data={"customer_id": customer.id, "program": program.id},
+            occurred_at=now,
+        )
+    )
+    return customer
 
 
 def _hashed_identifiers(ctx: ServiceContext, draft: CustomerDraft) -> list[Identifier]:

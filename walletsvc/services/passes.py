@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from walletsvc.domain.api_key import Principal, Scope
-from walletsvc.domain.customer import Customer
+from walletsvc.domain.customer import Consents, Customer, validate_external_id
 from walletsvc.domain.errors import DuplicateKey, InvalidInput, NotFound
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.identifier import Identifier, IdentifierKind
@@ -24,7 +25,7 @@ from walletsvc.domain.wallet_pass import (
     validate_coupon,
 )
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.customers import CustomerDraft, upsert_customer
+from walletsvc.services.customers import add_customer
 from walletsvc.services.pass_render import content_digest, pass_content
 from walletsvc.services.ports import UnitOfWork
 from walletsvc.services.programs import resolve_program
@@ -68,7 +69,7 @@ async def issue_pass(ctx: ServiceContext, principal: Principal, request: PassReq
             "give exactly one of customer_id and customer_external_id", field="customer_id"
         )
     if request.customer_external_id is not None:
-        await _ensure_customer(ctx, principal, request)
+        validate_external_id(request.customer_external_id)
     try:
         return await _issue_once(ctx, principal, request)
     except DuplicateKey:
@@ -77,27 +78,13 @@ async def issue_pass(ctx: ServiceContext, principal: Principal, request: PassReq
         return await _issue_once(ctx, principal, request)
 
 
-async def _ensure_customer(ctx: ServiceContext, principal: Principal, request: PassRequest) -> None:
-    """Create the customer named by external id when the brand has not yet."""
-    assert request.customer_external_id is not None
-    async with ctx.uow() as uow:
-        program = await resolve_program(uow, principal, request.program)
-        known = await uow.customers.get_by_external_id(program.id, request.customer_external_id)
-    if known is None:
-        await upsert_customer(
-            ctx,
-            principal,
-            CustomerDraft(external_id=request.customer_external_id, program=program.id),
-        )
-
-
 async def _issue_once(
     ctx: ServiceContext, principal: Principal, request: PassRequest
 ) -> IssuedPass:
     now = ctx.clock()
     async with ctx.uow() as uow:
         program = await resolve_program(uow, principal, request.program)
-        customer = await _customer_of(uow, program, request)
+        customer = await _customer_of(uow, program, request, principal, now)
         if request.kind is PassKind.LOYALTY:
             for held in await uow.passes.for_customer(customer.id):
                 if held.kind is PassKind.LOYALTY and held.state is PassState.ACTIVE:
@@ -217,8 +204,11 @@ async def signed_pass(
     pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
 
     async def sign() -> bytes:
-        async with ctx.uow() as uow:
-            assets = await uow.programs.assets(program.id)
+        assets: dict[str, bytes] = {}
+        # The artwork is read once per design version, not with every signature.
+        if ctx.apple.needs_assets(program):
+            async with ctx.uow() as uow:
+                assets = await uow.programs.assets(program.id)
         return await ctx.apple.package(program, pass_json, assets)
 
     key = (wallet_pass.serial, content_digest(program, pass_json))
@@ -248,12 +238,20 @@ def _issued(ctx: ServiceContext, wallet_pass: WalletPass, *, created: bool) -> I
     )
 
 
-async def _customer_of(uow: UnitOfWork, program: Program, request: PassRequest) -> Customer:
+async def _customer_of(
+    uow: UnitOfWork, program: Program, request: PassRequest, principal: Principal, now: datetime
+) -> Customer:
     if request.customer_id is not None:
         customer = await uow.customers.get(request.customer_id)
     else:
         assert request.customer_external_id is not None
-        customer = await uow.customers.get_by_external_id(program.id, request.customer_external_id)
+        external_id = request.customer_external_id
+        customer = await uow.customers.get_by_external_id(program.id, external_id)
+        if customer is None:
+            # A customer the brand has not created yet is created with the pass, in the
+            # same transaction; that takes the right to create customers.
+            principal.require(Scope.CUSTOMERS_WRITE)
+            return await add_customer(uow, program, external_id, Consents(), now)
     if customer is None or customer.program_id != program.id:
         raise NotFound("no such customer in this program", field="customer_id")
     return customer

@@ -170,6 +170,10 @@ class ApplePasses(Protocol):
 
     def default_assets(self, program: Program) -> dict[str, bytes]: ...
 
+    def needs_assets(self, program: Program) -> bool:
+        """Tell whether `package` needs the program's assets (False: prepared already)."""
+        ...
+
     async def package(
         self, program: Program, pass_json: bytes, assets: Mapping[str, bytes]
     ) -> bytes: ...
