@@ -71,3 +71,21 @@ class DuplicateKey(Conflict):
     """A row with the same unique key exists already (often a concurrent insert)."""
 
     reason = "already_exists"
+
+
+class BadSignature(Unauthorized):
+    """A signed request whose signature is missing or made with no key we hold."""
+
+    reason = "bad_signature"
+
+
+class StaleTimestamp(Unauthorized):
+    """A signed request too old (or too far in the future) to be trusted: maybe a replay."""
+
+    reason = "stale_timestamp"
+
+
+class MalformedWebhook(InvalidInput):
+    """A verified webhook whose body is not the shape its sender documents."""
+
+    reason = "malformed_webhook"
