@@ -24,6 +24,11 @@ class EventType:
     PASS_VOIDED = "com.walletsvc.wallet.pass_voided.v1"
     PASS_INSTALLED = "com.walletsvc.wallet.pass_installed.v1"
     PASS_REMOVED = "com.walletsvc.wallet.pass_removed.v1"
+    PASS_SCANNED = "com.walletsvc.instore.pass_scanned.v1"
+    PURCHASE_RECORDED = "com.walletsvc.instore.purchase_recorded.v1"
+    COUPON_REDEEMED = "com.walletsvc.instore.coupon_redeemed.v1"
+    POINTS_EARNED = "com.walletsvc.loyalty.points_earned.v1"
+    TIER_CHANGED = "com.walletsvc.loyalty.tier_changed.v1"
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from walletsvc.domain.api_key import Scope
 from walletsvc.domain.apple_device import ChangedPasses
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.event import DomainEvent
 from walletsvc.domain.identifier import Identifier, IdentifierKind
+from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.pass_content import PassContent
 from walletsvc.domain.program import Program
 from walletsvc.domain.push import PushJob, PushReply
@@ -48,6 +49,7 @@ class ProgramRepository(Protocol):
 
 class CustomerRepository(Protocol):
     async def get(self, customer_id: str) -> Customer | None: ...
+    async def get_for_update(self, customer_id: str) -> Customer | None: ...
     async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None: ...
     async def add(self, customer: Customer) -> None: ...
     async def update(self, customer: Customer) -> None: ...
@@ -113,6 +115,34 @@ class PushQueue(Protocol):
     async def pending(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class InboxRecord:
+    """What the inbox kept of a request: its fingerprint and the answer it got."""
+
+    fingerprint: str
+    response: Mapping[str, Any] | None
+    processed: bool
+
+
+class Inbox(Protocol):
+    """Inbound requests and webhooks, each once."""
+
+    async def claim(
+        self, source: str, external_id: str, fingerprint: str, now: datetime, body: bytes | None
+    ) -> None: ...
+    async def get(self, source: str, external_id: str) -> InboxRecord | None: ...
+    async def respond(
+        self, source: str, external_id: str, response: dict[str, Any], now: datetime
+    ) -> None: ...
+
+
+class Ledger(Protocol):
+    """The append-only loyalty ledger."""
+
+    async def append(self, entry: LedgerEntry, now: datetime) -> None: ...
+    async def balance(self, customer_id: str) -> int: ...
+
+
 class Outbox(Protocol):
     async def add(self, event: DomainEvent) -> None: ...
 
@@ -143,6 +173,12 @@ class UnitOfWork(Protocol):
 
     @property
     def push_queue(self) -> PushQueue: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     @property
     def outbox(self) -> Outbox: ...

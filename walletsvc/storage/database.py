@@ -30,6 +30,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # Let SQLAlchemy, not the driver, say when a transaction begins (next hook).
+            dbapi_connection.isolation_level = None
+
+        # Every transaction takes the write lock when it begins. With the default deferred
+        # BEGIN, a transaction that read before another committed fails when it then
+        # writes ("database is locked", SQLITE_BUSY_SNAPSHOT), which turned two racing
+        # scans into a 500; taking the lock first makes them wait their turn instead.
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(

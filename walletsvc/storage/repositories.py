@@ -71,6 +71,11 @@ class SqlCustomerRepository:
         row = await self._session.get(CustomerRow, customer_id)
         return mapping.customer_from_row(row) if row else None
 
+    async def get_for_update(self, customer_id: str) -> Customer | None:
+        # Row-locked on PostgreSQL: two scans of one customer cannot lose a point.
+        row = await self._session.get(CustomerRow, customer_id, with_for_update=True)
+        return mapping.customer_from_row(row) if row else None
+
     async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None:
         query = select(CustomerRow).where(
             CustomerRow.program_id == program_id, CustomerRow.external_id == external_id

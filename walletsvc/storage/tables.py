@@ -200,6 +200,43 @@ class AppleLogRow(SQLModel, table=True):
     message: str = Field(max_length=1000)
 
 
+class InboxRow(SQLModel, table=True):
+    """An inbound request or webhook, once: its unique key makes retries no-ops.
+
+    Inserted in the same transaction as its effects (scans), or first and processed
+    from here later (vendor webhooks), so a slow step never makes the sender retry.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Unique("source", "external_id", name="uq_inbox_source_external"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    source: str = Field(max_length=64)  # "scan:<program>", "pos:square", ...
+    external_id: str = Field(max_length=200)  # scan_id, the vendor's event id
+    fingerprint: str = Field(max_length=64)  # digest of the request, to spot a reused key
+    received_at: datetime = Field(sa_column=_utc())
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    processed_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+
+
+class LedgerEntryRow(SQLModel, table=True):
+    """One append-only movement of points; the business key makes it happen once."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Unique("program_id", "business_key", name="uq_ledger_program_key"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    program_id: str = Field(foreign_key="programs.id", max_length=63)
+    customer_id: str = Field(foreign_key="customers.id", index=True, max_length=40)
+    kind: str = Field(max_length=16)
+    points: int = Field(sa_type=BigInteger)
+    business_key: str = Field(max_length=200)
+    source: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_column=_utc())
+    recorded_at: datetime = Field(sa_column=_utc())
+
+
 class ApiKeyRow(SQLModel, table=True):
     __tablename__ = "api_keys"
 

@@ -14,6 +14,8 @@ from walletsvc.domain.errors import DuplicateKey
 from walletsvc.domain.event import DomainEvent
 from walletsvc.storage.apple_push_queue import SqlPushQueue
 from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
+from walletsvc.storage.inbox import SqlInbox
+from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.repositories import (
     SqlApiKeyRepository,
     SqlCustomerRepository,
@@ -65,6 +67,8 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeyRepository
     apple_devices: SqlAppleDeviceRepository
     push_queue: SqlPushQueue
+    inbox: SqlInbox
+    ledger: SqlLedger
     outbox: SqlOutbox
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
@@ -81,6 +85,8 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(self._session)
         self.apple_devices = SqlAppleDeviceRepository(self._session)
         self.push_queue = SqlPushQueue(self._session)
+        self.inbox = SqlInbox(self._session)
+        self.ledger = SqlLedger(self._session)
         self.outbox = SqlOutbox(self._session)
         return self
 

@@ -16,6 +16,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     health,
     pass_api,
     program_api,
+    scan_api,
 )
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER

@@ -1,0 +1,54 @@
+"""The inbox: one row per inbound request or webhook, unique by (source, external id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from walletsvc.services.ports import InboxRecord
+from walletsvc.storage.tables import InboxRow
+
+
+class SqlInbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(
+        self, source: str, external_id: str, fingerprint: str, now: datetime, body: bytes | None
+    ) -> None:
+        # The flush makes a concurrent copy wait on the unique index (PostgreSQL) until
+        # the first commits, then fail as a duplicate; the unit of work raises DuplicateKey.
+        self._session.add(
+            InboxRow(
+                source=source,
+                external_id=external_id,
+                fingerprint=fingerprint,
+                received_at=now,
+                body=body,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, source: str, external_id: str) -> InboxRecord | None:
+        row = await self._row(source, external_id)
+        if row is None:
+            return None
+        return InboxRecord(row.fingerprint, row.response, row.processed_at is not None)
+
+    async def respond(
+        self, source: str, external_id: str, response: dict[str, Any], now: datetime
+    ) -> None:
+        row = await self._row(source, external_id)
+        assert row is not None, "respond() follows claim() in the same transaction"
+        row.response = response
+        row.processed_at = now
+        self._session.add(row)
+
+    async def _row(self, source: str, external_id: str) -> InboxRow | None:
+        query = select(InboxRow).where(
+            col(InboxRow.source) == source, col(InboxRow.external_id) == external_id
+        )
+        return (await self._session.exec(query)).first()
