@@ -26,6 +26,7 @@ class IdentifierKind(StrEnum):
     EMAIL_HASH = "email_sha256"
     PHONE_HASH = "phone_sha256"
     PASS_SERIAL = "pass_serial"
+    POS_CUSTOMER = "pos_customer"  # "<adapter>:<the vendor's customer id>"
 
 
 @dataclass(frozen=True)

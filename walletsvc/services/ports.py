@@ -124,6 +124,16 @@ class InboxRecord:
     processed: bool
 
 
+@dataclass(frozen=True)
+class PendingInbox:
+    """An accepted webhook not yet acted on."""
+
+    source: str
+    external_id: str
+    body: bytes
+    received_at: datetime
+
+
 class Inbox(Protocol):
     """Inbound requests and webhooks, each once."""
 
@@ -134,12 +144,14 @@ class Inbox(Protocol):
     async def respond(
         self, source: str, external_id: str, response: dict[str, Any], now: datetime
     ) -> None: ...
+    async def next_pending(self, source_prefix: str) -> PendingInbox | None: ...
 
 
 class Ledger(Protocol):
     """The append-only loyalty ledger."""
 
     async def append(self, entry: LedgerEntry, now: datetime) -> None: ...
+    async def has(self, program_id: str, business_key: str) -> bool: ...
     async def balance(self, customer_id: str) -> int: ...
 
 

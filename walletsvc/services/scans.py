@@ -14,13 +14,14 @@ from walletsvc.domain.barcode import decode_barcode
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.errors import Conflict, DuplicateKey, InvalidInput, NotFound, Unauthorized
 from walletsvc.domain.event import DomainEvent, EventType
-from walletsvc.domain.ledger import EntryKind, LedgerEntry, points_for
+from walletsvc.domain.ledger import points_for
 from walletsvc.domain.program import Program
 from walletsvc.domain.scan import ScanAction, ScanRequest, ScanResult, validate_scan
 from walletsvc.domain.store import Terminal
 from walletsvc.domain.wallet_pass import PassKind, PassState, WalletPass
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.pass_changes import refresh_customer_passes, save_pass
+from walletsvc.services.loyalty import earn_points
+from walletsvc.services.pass_changes import save_pass
 from walletsvc.services.ports import UnitOfWork
 from walletsvc.services.stores import OWN_ADAPTER
 
@@ -95,7 +96,17 @@ async def _apply(
             currency=scan.amount.currency,
         )
         if earned:
-            customer = await _earn(ctx, uow, program, customer, scan, earned, events)
+            customer = await earn_points(
+                ctx,
+                uow,
+                program,
+                customer,
+                points=earned,
+                business_key=f"scan:{scan.scan_id}",
+                occurred_at=scan.occurred_at,
+                source="scan",
+                context=events.context,
+            )
     elif scan.action is ScanAction.REDEEM:
         if wallet_pass.kind is not PassKind.COUPON or wallet_pass.coupon is None:
             raise InvalidInput("only a coupon can be redeemed", field="barcode")
@@ -112,52 +123,6 @@ async def _apply(
         tier=customer.tier,
         coupon=coupon,
     )
-
-
-async def _earn(
-    ctx: ServiceContext,
-    uow: UnitOfWork,
-    program: Program,
-    customer: Customer,
-    scan: ScanRequest,
-    points: int,
-    events: _Events,
-) -> Customer:
-    now = ctx.clock()
-    await uow.ledger.append(
-        LedgerEntry(
-            program_id=program.id,
-            customer_id=customer.id,
-            kind=EntryKind.EARN,
-            points=points,
-            business_key=f"scan:{scan.scan_id}",
-            occurred_at=scan.occurred_at,
-            source="scan",
-        ),
-        now,
-    )
-    balance = customer.points_balance + points
-    tier = _upgraded(program, customer.tier, balance)
-    await events.add(EventType.POINTS_EARNED, points=points, balance=balance)
-    if tier != customer.tier:
-        await events.add(
-            EventType.TIER_CHANGED, old_tier=customer.tier, new_tier=tier, balance=balance
-        )
-    customer = replace(customer, points_balance=balance, tier=tier, updated_at=now)
-    await uow.customers.update(customer)
-    # The balance and tier show on every pass the customer holds: each is re-rendered
-    # and, where it changed, pushed.
-    await refresh_customer_passes(ctx, uow, program, customer)
-    return customer
-
-
-def _upgraded(program: Program, current: str, balance: int) -> str:
-    """Return the tier after an earn: upgrades happen at once, downgrades never here."""
-    names = [tier.name for tier in program.tiers]
-    reached = program.tier_for(balance)
-    if current in names and names.index(current) >= names.index(reached):
-        return current
-    return reached
 
 
 class _Events:
@@ -177,6 +142,15 @@ class _Events:
         self._scan = scan
         self._terminal = terminal
 
+    @property
+    def context(self) -> dict[str, object]:
+        """Return what every event of this scan says about where it happened."""
+        return {
+            "store_id": self._terminal.store_id,
+            "terminal_id": self._terminal.id,
+            "scan_id": self._scan.scan_id,
+        }
+
     async def add(self, event_type: str, **data: object) -> None:
         await self._uow.outbox.add(
             DomainEvent(
@@ -185,9 +159,7 @@ class _Events:
                 data={
                     "customer_id": self._customer.id,
                     "program": self._program.id,
-                    "store_id": self._terminal.store_id,
-                    "terminal_id": self._terminal.id,
-                    "scan_id": self._scan.scan_id,
+                    **self.context,
                     **data,
                 },
                 occurred_at=self._scan.occurred_at,

@@ -44,8 +44,13 @@ async def add_terminal(
     terminal_id: str,
     adapter: str,
     known_adapters: frozenset[str],
+    secret: str | None = None,
 ) -> Terminal:
-    """Add a terminal to a store; the returned secret is shown to the caller only now."""
+    """Add a terminal to a store; the returned secret is shown to the caller only now.
+
+    `secret` is the vendor's signing key for a vendor adapter (Square, Shopify and Toast
+    hand it out); without one a Standard Webhooks secret is made here.
+    """
     principal.require(Scope.STORES_WRITE)
     validate_terminal_id(terminal_id)
     if adapter not in known_adapters:
@@ -65,7 +70,7 @@ async def add_terminal(
             store_id=store.id,
             program_id=store.program_id,
             adapter=adapter,
-            secret=new_terminal_secret(),
+            secret=secret or new_terminal_secret(),
             created_at=ctx.clock(),
         )
         await uow.terminals.add(terminal)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from walletsvc.services.ports import InboxRecord
+from walletsvc.services.ports import InboxRecord, PendingInbox
 from walletsvc.storage.tables import InboxRow
 
 
@@ -46,6 +46,23 @@ class SqlInbox:
         row.response = response
         row.processed_at = now
         self._session.add(row)
+
+    async def next_pending(self, source_prefix: str) -> PendingInbox | None:
+        """Lock and return the oldest unprocessed row of these sources (skip ones others hold)."""
+        query = (
+            select(InboxRow)
+            .where(
+                col(InboxRow.source).startswith(source_prefix),
+                col(InboxRow.processed_at).is_(None),
+            )
+            .order_by(col(InboxRow.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self._session.exec(query)).first()
+        if row is None:
+            return None
+        return PendingInbox(row.source, row.external_id, row.body or b"", row.received_at)
 
     async def _row(self, source: str, external_id: str) -> InboxRow | None:
         query = select(InboxRow).where(

@@ -32,6 +32,13 @@ class SqlLedger:
         )
         await self._session.flush()
 
+    async def has(self, program_id: str, business_key: str) -> bool:
+        query = select(LedgerEntryRow.id).where(
+            col(LedgerEntryRow.program_id) == program_id,
+            col(LedgerEntryRow.business_key) == business_key,
+        )
+        return (await self._session.exec(query)).first() is not None
+
     async def balance(self, customer_id: str) -> int:
         query = select(func.coalesce(func.sum(LedgerEntryRow.points), 0)).where(
             col(LedgerEntryRow.customer_id) == customer_id

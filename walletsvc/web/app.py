@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
+from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
     add_page,
@@ -15,6 +16,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     customer_api,
     health,
     pass_api,
+    pos_api,
     program_api,
     scan_api,
 )
@@ -32,6 +34,7 @@ def create_app(container: Container) -> web.Application:
     app[CONTAINER] = container
     if container.push_sender is not None:
         app.cleanup_ctx.append(push_worker)
+    app.cleanup_ctx.append(webhook_worker)
     router.install(app)
     health.describe(app)
     return app
@@ -43,6 +46,15 @@ async def push_worker(app: web.Application) -> AsyncIterator[None]:
     assert container.push_sender is not None
     stop = asyncio.Event()
     task = asyncio.create_task(run_push_worker(container.ctx, container.push_sender, stop))
+    yield
+    stop.set()
+    await task
+
+
+async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
+    """Act on accepted POS webhooks while the app runs."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_webhook_worker(app[CONTAINER].ctx, stop))
     yield
     stop.set()
     await task

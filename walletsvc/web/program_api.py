@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pos_adapters import ADAPTERS
 from walletsvc.domain.api_key import Principal
+from walletsvc.domain.errors import InvalidInput
 from walletsvc.domain.program import (
     AppleDesign,
     BarcodeFormat,
@@ -22,6 +24,7 @@ from walletsvc.services.stores import OWN_ADAPTER, add_store, add_terminal
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
+from walletsvc.web.pos_api import GENERATED_SECRET_ADAPTERS
 from walletsvc.web.router import json_response
 
 
@@ -217,9 +220,29 @@ async def post_terminal(
         store_id=request.match_info["store_id"],
         terminal_id=body.id,
         adapter=body.adapter,
-        known_adapters=frozenset({OWN_ADAPTER}),
+        known_adapters=frozenset({OWN_ADAPTER, *(adapter.name for adapter in ADAPTERS)}),
+        secret=_vendor_secret(body),
     )
     out = s.TerminalOut(
-        id=terminal.id, store_id=terminal.store_id, adapter=terminal.adapter, secret=terminal.secret
+        id=terminal.id,
+        store_id=terminal.store_id,
+        adapter=terminal.adapter,
+        secret=None if body.secret else terminal.secret,
     )
     return json_response(out, 201)
+
+
+def _vendor_secret(body: s.TerminalIn) -> str | None:
+    """Return the vendor's signing key a vendor terminal needs; ours make their own."""
+    generated = body.adapter in GENERATED_SECRET_ADAPTERS
+    if generated and body.secret is not None:
+        raise InvalidInput(
+            f"a {body.adapter} terminal gets a generated secret; leave secret out", field="secret"
+        )
+    if not generated and body.secret is None:
+        raise InvalidInput(
+            f"a {body.adapter} terminal needs the webhook signing key from the vendor's "
+            "dashboard as secret",
+            field="secret",
+        )
+    return body.secret

@@ -190,13 +190,28 @@ class StoreOut(Out):
 class TerminalIn(In):
     id: Annotated[str, Field(min_length=1, max_length=64)]
     adapter: Annotated[str, Field(min_length=1, max_length=32)] = "walletsvc"
+    secret: (
+        Annotated[
+            str,
+            Field(
+                min_length=8,
+                max_length=200,
+                description="the vendor's webhook signing key (square, shopify, toast); "
+                "omit for walletsvc and standard, which get a generated secret",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class TerminalOut(Out):
     id: str
     store_id: str
     adapter: str
-    secret: str = Field(description="Standard Webhooks secret (whsec_...); shown only now")
+    secret: str | None = Field(
+        description="the generated Standard Webhooks secret (whsec_...), shown only now; "
+        "null when the vendor's own key was given"
+    )
 
 
 class ConsentsIn(In):
