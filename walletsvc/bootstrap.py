@@ -31,8 +31,10 @@ from walletsvc.apple.wallet import ApplePassSigner
 from walletsvc.config import Settings
 from walletsvc.domain.barcode import BarcodeKeyRing
 from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.geofence import GeofencePolicy
 from walletsvc.domain.program import AppleDesign, Program, Tier
 from walletsvc.google.dev_material import ensure_dev_service_account
+from walletsvc.intake.radar import RadarPolicy, RadarWebhook
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import PushSender
@@ -60,6 +62,8 @@ class Container:
     dev_files: dict[str, Path] = field(default_factory=dict)
     # None when pushes are off (development default): owed pushes wait in the queue.
     push_sender: PushSender | None = None
+    # None when no Radar token is configured: its webhook then answers 404.
+    radar: RadarWebhook | None = None
 
     async def close(self) -> None:
         """Release APNs connections and the database pool."""
@@ -110,9 +114,44 @@ def build_container(settings: Settings) -> Container:
         link_ttl=timedelta(days=settings.link_ttl_days),
         development=settings.development,
         push_delay=timedelta(seconds=settings.apple.apns.push_delay_s),
+        geofence=_geofence_policy(settings),
     )
     sender = _push_sender(settings, identity)
-    return Container(settings, engine, ctx, apple, admin_key, dev_files, sender)
+    return Container(
+        settings, engine, ctx, apple, admin_key, dev_files, sender, radar=_radar(settings)
+    )
+
+
+def _geofence_policy(settings: Settings) -> GeofencePolicy:
+    geofence = settings.geofence
+    return GeofencePolicy(
+        max_age=timedelta(seconds=geofence.max_age_s),
+        max_clock_skew=timedelta(seconds=geofence.max_clock_skew_s),
+        max_accuracy_m=geofence.max_accuracy_m,
+        debounce_window=timedelta(seconds=geofence.debounce_window_s),
+        flap_window=timedelta(seconds=geofence.flap_window_s),
+        max_visit=timedelta(seconds=geofence.max_visit_s),
+    )
+
+
+def _radar(settings: Settings) -> RadarWebhook | None:
+    geofence = settings.geofence
+    tokens = [
+        token.get_secret_value()
+        for token in (geofence.radar_token, geofence.radar_previous_token)
+        if token is not None and token.get_secret_value()
+    ]
+    if not tokens:
+        return None
+    # Radar's own freshness check uses the same windows as the claims it carries.
+    policy = RadarPolicy(
+        min_confidence=geofence.radar_min_confidence,
+        max_age=timedelta(seconds=geofence.max_age_s),
+        max_clock_skew=timedelta(seconds=geofence.max_clock_skew_s),
+        live_only=geofence.radar_live_only,
+        store_tag=geofence.radar_store_tag,
+    )
+    return RadarWebhook(tokens, policy)
 
 
 def _push_sender(settings: Settings, identity: SigningIdentity) -> PushSender | None:

@@ -59,6 +59,29 @@ class GoogleSettings(BaseModel):
     issuer_id: str | None = None
 
 
+class GeofenceSettings(BaseModel):
+    """How geofence claims are judged, and the Radar webhook (`/webhooks/geofence/radar`)."""
+
+    # A claim older than this (or further in the future than the skew) is stale.
+    max_age_s: float = Field(default=300.0, gt=0, le=86_400)
+    max_clock_skew_s: float = Field(default=30.0, ge=0, le=3_600)
+    # A point vaguer than this proves nothing about being in a store.
+    max_accuracy_m: float = Field(default=200.0, gt=0, le=100_000)
+    # A second enter or dwell (or exit) this soon after the last is a repeat.
+    debounce_window_s: float = Field(default=600.0, gt=0, le=86_400)
+    # An enter this soon after an exit is the phone flapping at the edge of the circle.
+    flap_window_s: float = Field(default=600.0, gt=0, le=86_400)
+    # An enter older than this does not start the visit an exit or dwell belongs to.
+    max_visit_s: float = Field(default=43_200.0, gt=0, le=7 * 86_400)
+    # Radar's webhook security token, and the one before it while a rotation runs.
+    # Unset: the Radar webhook answers 404.
+    radar_token: SecretStr | None = None
+    radar_previous_token: SecretStr | None = None
+    radar_min_confidence: int = Field(default=2, ge=0, le=3)  # 1 low, 2 medium, 3 high
+    radar_live_only: bool = True  # refuse events from Radar's Test environment
+    radar_store_tag: str | None = None  # only geofences with this tag are stores, if set
+
+
 class DemoSettings(BaseModel):
     """The `demo` program created on first start in development."""
 
@@ -103,6 +126,7 @@ class Settings(BaseSettings):
 
     apple: AppleSettings = Field(default_factory=AppleSettings)
     google: GoogleSettings = Field(default_factory=GoogleSettings)
+    geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod

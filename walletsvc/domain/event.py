@@ -29,6 +29,10 @@ class EventType:
     COUPON_REDEEMED = "com.walletsvc.instore.coupon_redeemed.v1"
     POINTS_EARNED = "com.walletsvc.loyalty.points_earned.v1"
     TIER_CHANGED = "com.walletsvc.loyalty.tier_changed.v1"
+    # The same strings as geofence.StoreEventType (a unit test holds them equal).
+    STORE_ENTERED = "com.walletsvc.instore.store_entered.v1"
+    STORE_DWELLED = "com.walletsvc.instore.store_dwelled.v1"
+    STORE_EXITED = "com.walletsvc.instore.store_exited.v1"
 
 
 @dataclass(frozen=True)

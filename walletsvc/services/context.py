@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from walletsvc.domain.barcode import BarcodeKeyRing
+from walletsvc.domain.geofence import GeofencePolicy
 from walletsvc.services.pass_cache import SignedPassCache
 from walletsvc.services.ports import ApplePasses, Clock, UnitOfWorkFactory
 
@@ -26,3 +27,5 @@ class ServiceContext:
     # How long a pass change waits for more changes before its push goes out.
     push_delay: timedelta = timedelta(seconds=1)
     pass_cache: SignedPassCache = field(default_factory=SignedPassCache)
+    # The windows geofence claims are judged with ([geofence] settings).
+    geofence: GeofencePolicy = field(default_factory=GeofencePolicy)

@@ -16,6 +16,7 @@ from walletsvc.domain.api_key import Scope
 from walletsvc.domain.apple_device import ChangedPasses
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.event import DomainEvent
+from walletsvc.domain.geofence import AcceptedEvent
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.pass_content import PassContent
@@ -155,6 +156,32 @@ class Ledger(Protocol):
     async def balance(self, customer_id: str) -> int: ...
 
 
+class StoreVisitRepository(Protocol):
+    """The last accepted geofence event per customer and store; never coordinates."""
+
+    async def get_for_update(self, customer_id: str, store_id: str) -> AcceptedEvent | None:
+        """Return the last accepted event, row-locked until the transaction ends."""
+        ...
+
+    async def upsert(
+        self,
+        customer_id: str,
+        store_id: str,
+        event: AcceptedEvent,
+        dwell_s: int | None,
+        now: datetime,
+    ) -> None:
+        """Make `event` the last accepted one; a concurrent first insert is a DuplicateKey."""
+        ...
+
+
+class GeofenceRefusals(Protocol):
+    """How many claims each program had refused per reason; nothing else about them."""
+
+    async def add(self, program_id: str, reason: str) -> None: ...
+    async def total(self, program_id: str, reason: str) -> int: ...
+
+
 class Outbox(Protocol):
     async def add(self, event: DomainEvent) -> None: ...
 
@@ -191,6 +218,12 @@ class UnitOfWork(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def store_visits(self) -> StoreVisitRepository: ...
+
+    @property
+    def geofence_refusals(self) -> GeofenceRefusals: ...
 
     @property
     def outbox(self) -> Outbox: ...

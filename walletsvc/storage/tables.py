@@ -265,4 +265,36 @@ class OutboxRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class StoreVisitRow(SQLModel, table=True):
+    """The last accepted geofence event of one customer at one store.
+
+    What the next claim's debouncing and dwell time are judged against. Coordinates
+    are never kept: a claim's point is checked against the store and then dropped.
+    """
+
+    __tablename__ = "store_visits"
+
+    customer_id: str = Field(primary_key=True, foreign_key="customers.id", max_length=40)
+    store_id: str = Field(primary_key=True, foreign_key="stores.id", max_length=64)
+    type: str = Field(max_length=16)  # enter, dwell or exit
+    occurred_at: datetime = Field(sa_column=_utc())
+    visit_started_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    dwell_s: int | None = None
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class GeofenceRefusalRow(SQLModel, table=True):
+    """How many geofence claims one program had refused for one reason.
+
+    Refusals for lack of location consent may keep nothing else, so this is a bare
+    count: no customer, store, time or place.
+    """
+
+    __tablename__ = "geofence_refusals"
+
+    program_id: str = Field(primary_key=True, foreign_key="programs.id", max_length=63)
+    reason: str = Field(primary_key=True, max_length=32)
+    total: int = Field(default=0, sa_type=BigInteger)
+
+
 metadata = SQLModel.metadata

@@ -25,6 +25,7 @@ from walletsvc.storage.repositories import (
     SqlTerminalRepository,
 )
 from walletsvc.storage.secret_box import SecretBox
+from walletsvc.storage.store_visits import SqlGeofenceRefusals, SqlStoreVisitRepository
 from walletsvc.storage.tables import OutboxRow
 
 
@@ -69,6 +70,8 @@ class SqlUnitOfWork:
     push_queue: SqlPushQueue
     inbox: SqlInbox
     ledger: SqlLedger
+    store_visits: SqlStoreVisitRepository
+    geofence_refusals: SqlGeofenceRefusals
     outbox: SqlOutbox
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
@@ -87,6 +90,8 @@ class SqlUnitOfWork:
         self.push_queue = SqlPushQueue(self._session)
         self.inbox = SqlInbox(self._session)
         self.ledger = SqlLedger(self._session)
+        self.store_visits = SqlStoreVisitRepository(self._session)
+        self.geofence_refusals = SqlGeofenceRefusals(self._session)
         self.outbox = SqlOutbox(self._session)
         return self
 

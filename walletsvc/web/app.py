@@ -14,6 +14,8 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     add_page,
     apple_web_service,
     customer_api,
+    geofence_api,
+    geofence_webhooks,
     health,
     pass_api,
     pos_api,
