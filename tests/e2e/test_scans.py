@@ -195,3 +195,48 @@ async def test_a_bad_body_is_refused_after_the_signature_and_changes_nothing(
     status, _ = await till.scan("x", raw=b"{not json")
     assert status == 400
     assert await _count(container, "SELECT count(*) FROM inbox") == 0
+
+
+async def test_a_program_with_the_longest_id_records_scans(client, admin):
+    long_id = "p" + "-x" * 31  # 63 characters, the most a program id may have
+    created = await client.post(
+        "/api/v1/programs",
+        json={
+            "id": long_id,
+            "name": "Long",
+            "tiers": [{"name": "Base", "min_points": 0}],
+            "points_per_unit": "1",
+        },
+        headers=admin,
+    )
+    assert created.status == 201, await created.text()
+    await client.post(
+        "/api/v1/stores",
+        json={
+            "id": "long-store",
+            "program": long_id,
+            "name": "Long",
+            "latitude": 52.0,
+            "longitude": 13.0,
+            "radius_m": 50,
+        },
+        headers=admin,
+    )
+    terminal = await (
+        await client.post(
+            "/api/v1/stores/long-store/terminals",
+            json={"id": "t" * 64, "adapter": "walletsvc"},
+            headers=admin,
+        )
+    ).json()
+    till = Till(client, "t" * 64, terminal["secret"])
+    issued = await client.post(
+        "/api/v1/passes",
+        json={"program": long_id, "kind": "loyalty", "customer_external_id": "x" * 128},
+        headers=admin,
+    )
+    document = await Wallet(client, admin).pass_json(await issued.json())
+    status, body = await till.scan(
+        document["barcodes"][0]["message"], "purchase", scan_id="s" * 100, amount="3.00"
+    )
+    assert status == 200, body

@@ -211,8 +211,8 @@ class InboxRow(SQLModel, table=True):
     __table_args__ = (Unique("source", "external_id", name="uq_inbox_source_external"),)
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    source: str = Field(max_length=64)  # "scan:<program>", "pos:square", ...
-    external_id: str = Field(max_length=200)  # scan_id, the vendor's event id
+    source: str = Field(max_length=128)  # "scan:<program>", "pos:<adapter>:<terminal>", ...
+    external_id: str = Field(max_length=300)  # scan_id, the vendor's event id
     fingerprint: str = Field(max_length=64)  # digest of the request, to spot a reused key
     received_at: datetime = Field(sa_column=_utc())
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
