@@ -31,6 +31,9 @@ class Customer:
     tier: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Set when this profile turned out to be the same person as an older one: every
+    # identifier, pass and point moved there, and this id is an alias of it.
+    merged_into: str | None = None
 
 
 def validate_external_id(external_id: str) -> str:

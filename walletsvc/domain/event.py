@@ -29,6 +29,8 @@ class EventType:
     COUPON_REDEEMED = "com.walletsvc.instore.coupon_redeemed.v1"
     POINTS_EARNED = "com.walletsvc.loyalty.points_earned.v1"
     TIER_CHANGED = "com.walletsvc.loyalty.tier_changed.v1"
+    IDENTITY_LINKED = "com.walletsvc.identity.identity_linked.v1"
+    IDENTITY_MERGED = "com.walletsvc.identity.identity_merged.v1"
     # The same strings as geofence.StoreEventType (a unit test holds them equal).
     STORE_ENTERED = "com.walletsvc.instore.store_entered.v1"
     STORE_DWELLED = "com.walletsvc.instore.store_dwelled.v1"

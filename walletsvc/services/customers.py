@@ -172,6 +172,9 @@ async def get_customer_profile(
     principal.require(Scope.CUSTOMERS_READ)
     async with ctx.uow() as uow:
         customer = await uow.customers.get(customer_id)
+        if customer is not None and customer.merged_into is not None:
+            # A merged profile's id stays valid: it answers with the profile it joined.
+            customer = await uow.customers.get(customer.merged_into)
         if customer is None:
             raise NotFound("no such customer")
         principal.require_program(customer.program_id)

@@ -148,6 +148,7 @@ def customer_from_row(row: CustomerRow) -> Customer:
         tier=row.tier,
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+        merged_into=row.merged_into,
     )
 
 
@@ -158,6 +159,7 @@ def customer_into_row(customer: Customer, row: CustomerRow) -> None:
     row.points_balance = customer.points_balance
     row.tier = customer.tier
     row.updated_at = customer.updated_at
+    row.merged_into = customer.merged_into
 
 
 def coupon_to_json(coupon: Coupon | None) -> dict[str, Any] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,10 +23,12 @@ from walletsvc.storage.tables import (
     ApiKeyRow,
     CustomerRow,
     IdentifierRow,
+    LedgerEntryRow,
     PassRow,
     ProgramAssetRow,
     ProgramRow,
     StoreRow,
+    StoreVisitRow,
     TerminalRow,
 )
 
@@ -73,8 +76,38 @@ class SqlCustomerRepository:
 
     async def get_for_update(self, customer_id: str) -> Customer | None:
         # Row-locked on PostgreSQL: two scans of one customer cannot lose a point.
-        row = await self._session.get(CustomerRow, customer_id, with_for_update=True)
+        row = await self._session.get(
+            CustomerRow, customer_id, with_for_update=True, populate_existing=True
+        )
         return mapping.customer_from_row(row) if row else None
+
+    async def lock_merges(self, program_id: str) -> None:
+        # Merges of one program take turns (a transaction-scoped advisory lock on
+        # PostgreSQL; SQLite transactions already take turns). Merges are rare, and
+        # following alias chains under row locks alone could deadlock or merge into an
+        # alias that a racing merge had just retired.
+        if self._session.get_bind().dialect.name == "postgresql":
+            key = int.from_bytes(
+                hashlib.sha256(f"merge:{program_id}".encode()).digest()[:8], "big", signed=True
+            )
+            await self._session.exec(select(func.pg_advisory_xact_lock(key)))
+
+    async def get_fresh(self, customer_id: str) -> Customer | None:
+        # A read that does not trust what this session loaded before (another
+        # transaction may have merged the profile since).
+        row = await self._session.get(CustomerRow, customer_id, populate_existing=True)
+        return mapping.customer_from_row(row) if row else None
+
+    async def move_records(self, from_id: str, to_id: str) -> None:
+        # A merge: identifiers, passes and ledger entries follow the person. The younger
+        # profile's geofence state is only debounce bookkeeping and is dropped.
+        for table in (IdentifierRow, PassRow, LedgerEntryRow):
+            await self._session.exec(
+                update(table).where(col(table.customer_id) == from_id).values(customer_id=to_id)
+            )
+        await self._session.exec(
+            delete(StoreVisitRow).where(col(StoreVisitRow.customer_id) == from_id)
+        )
 
     async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None:
         query = select(CustomerRow).where(
@@ -173,7 +206,7 @@ class SqlPassRepository:
 
     async def get_for_update(self, serial: str) -> WalletPass | None:
         # Row-locked on PostgreSQL, so two changes to one pass cannot overwrite each other.
-        row = await self._session.get(PassRow, serial, with_for_update=True)
+        row = await self._session.get(PassRow, serial, with_for_update=True, populate_existing=True)
         return self._from_row(row) if row else None
 
     async def add(self, wallet_pass: WalletPass) -> None:

@@ -16,15 +16,19 @@ from walletsvc.storage.tables import GeofenceRefusalRow, StoreVisitRow
 class SqlStoreVisitRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._locked: set[tuple[str, str]] = set()
 
     async def get_for_update(self, customer_id: str, store_id: str) -> AcceptedEvent | None:
         # Row-locked on PostgreSQL, so two claims of one customer at one store are judged
         # one after the other. Before the first accepted event there is no row to lock:
         # then the primary key makes the second insert fail (DuplicateKey) and the caller
         # judges its claim again, against the first one's row.
-        row = await self._session.get(StoreVisitRow, (customer_id, store_id), with_for_update=True)
+        row = await self._session.get(
+            StoreVisitRow, (customer_id, store_id), with_for_update=True, populate_existing=True
+        )
         if row is None:
             return None
+        self._locked.add((customer_id, store_id))
         return AcceptedEvent(
             type=row.type,
             occurred_at=aware(row.occurred_at),
@@ -39,7 +43,12 @@ class SqlStoreVisitRepository:
         dwell_s: int | None,
         now: datetime,
     ) -> None:
-        row = await self._session.get(StoreVisitRow, (customer_id, store_id))
+        # Update only a row this transaction holds locked. Otherwise insert, even if a row
+        # has appeared since: under READ COMMITTED a fresh read would see a concurrent
+        # first visit's row and overwrite it, judged against nothing; the insert instead
+        # fails on the primary key and the claim is judged again against that row.
+        key = (customer_id, store_id)
+        row = await self._session.get(StoreVisitRow, key) if key in self._locked else None
         if row is None:
             row = StoreVisitRow(
                 customer_id=customer_id,

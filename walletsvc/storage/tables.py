@@ -82,6 +82,7 @@ class CustomerRow(SQLModel, table=True):
     marketing_consent: bool = False
     points_balance: int = Field(default=0, sa_type=BigInteger)
     tier: str = Field(max_length=100)
+    merged_into: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 

@@ -12,8 +12,10 @@ from walletsvc.services.customers import (
     get_customer_profile,
     upsert_customer,
 )
+from walletsvc.services.identity import link_identifier
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
+from walletsvc.web.identity_schemas import IdentifierLinkIn
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.router import json_response
 
@@ -62,6 +64,28 @@ async def get_customer(request: web.Request, principal: Principal) -> web.Respon
         request.app[CONTAINER].ctx, principal, request.match_info["customer_id"]
     )
     return json_response(profile_out(profile))
+
+
+@router.route(
+    "POST",
+    "/api/v1/customers/{customer_id}/identifiers",
+    summary=(
+        "Link an identifier (email, phone, pos_customer '<adapter>:<id>') to a profile; "
+        "one already on another profile merges the two into the older"
+    ),
+    tag="customers",
+    body=IdentifierLinkIn,
+    responses={201: s.CustomerOut, 200: s.CustomerOut},
+)
+async def post_identifier(
+    request: web.Request, principal: Principal, body: IdentifierLinkIn
+) -> web.Response:
+    ctx = request.app[CONTAINER].ctx
+    customer, merged = await link_identifier(
+        ctx, principal, request.match_info["customer_id"], body.kind, body.value, body.source
+    )
+    profile = await get_customer_profile(ctx, principal, customer.id)
+    return json_response(profile_out(profile), 200 if merged else 201)
 
 
 def profile_out(profile: CustomerProfile) -> s.CustomerOut:
