@@ -1,4 +1,4 @@
-"""`walletsvc serve | migrate | verify-pass`: the command line."""
+"""`walletsvc serve | migrate | loyalty review | verify-pass`: the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import structlog
@@ -21,6 +22,7 @@ from walletsvc.bootstrap import Container, build_container, prepare_database
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError
 from walletsvc.log import configure_logging
+from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.storage.migrate import upgrade
 from walletsvc.web.app import create_app
 
@@ -37,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    loyalty = commands.add_parser("loyalty", help="loyalty jobs")
+    loyalty_jobs = loyalty.add_subparsers(dest="job", required=True)
+    review = loyalty_jobs.add_parser(
+        "review", help="expire points and settle tiers now, per each program's policy"
+    )
+    review.add_argument("--program", help="only this program (default: every program)")
     verify = commands.add_parser(
         "verify-pass",
         help="check a .pkpass offline as a device would (needs no settings)",
@@ -76,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(container))
         return 0
+    if args.command == "loyalty":
+        return asyncio.run(_loyalty_review(container, args.program))
     web.run_app(
         _serve(container),
         host=settings.host,
@@ -111,6 +121,19 @@ async def _migrate(container: Container) -> None:
         log.info("migrate.done", database=_safe_url(container.settings))
     finally:
         await container.close()
+
+
+async def _loyalty_review(container: Container, program: str | None) -> int:
+    try:
+        if program is not None:
+            reports = [await review_program(container.ctx, program)]
+        else:
+            reports = await review_all(container.ctx)
+    finally:
+        await container.close()
+    for report in reports:
+        print(json.dumps(asdict(report)))
+    return 0
 
 
 async def _serve(container: Container) -> web.Application:

@@ -59,6 +59,14 @@ class GoogleSettings(BaseModel):
     issuer_id: str | None = None
 
 
+class LoyaltySettings(BaseModel):
+    """The scheduled loyalty review (points expiry, tier downgrades)."""
+
+    # How often the review runs, shared by all processes; 0 leaves it to `walletsvc
+    # loyalty review` (from cron, say).
+    review_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
+
+
 class GeofenceSettings(BaseModel):
     """How geofence claims are judged, and the Radar webhook (`/webhooks/geofence/radar`)."""
 
@@ -127,6 +135,7 @@ class Settings(BaseSettings):
     apple: AppleSettings = Field(default_factory=AppleSettings)
     google: GoogleSettings = Field(default_factory=GoogleSettings)
     geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
+    loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod

@@ -34,6 +34,8 @@ class Customer:
     # Set when this profile turned out to be the same person as an older one: every
     # identifier, pass and point moved there, and this id is an alias of it.
     merged_into: str | None = None
+    # The tier the loyalty engine set: reviews never lower the tier below it.
+    tier_floor: str | None = None
 
 
 def validate_external_id(external_id: str) -> str:

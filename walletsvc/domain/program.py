@@ -114,6 +114,23 @@ class GoogleSettings:
     class_suffix: str | None = None
 
 
+class DowngradePolicy(StrEnum):
+    """How the scheduled tier review may lower a tier (upgrades always happen at once)."""
+
+    NEVER = "never"  # a tier once reached is kept
+    BALANCE = "balance"  # the tier the current balance reaches
+    ROLLING = "rolling"  # the tier the points earned in the qualification window reach
+
+
+@dataclass(frozen=True)
+class LoyaltyPolicy:
+    """How a program's tiers are reviewed and its points expire."""
+
+    downgrade: DowngradePolicy = DowngradePolicy.NEVER
+    qualification_days: int = 365  # the window of the rolling policy
+    points_expiry_days: int | None = None  # None: points never expire
+
+
 @dataclass(frozen=True)
 class Program:
     """A loyalty program: its tiers, earning rate and pass design."""
@@ -124,6 +141,7 @@ class Program:
     points_per_unit: Decimal
     apple: AppleDesign
     google: GoogleSettings = field(default_factory=GoogleSettings)
+    loyalty: LoyaltyPolicy = field(default_factory=LoyaltyPolicy)
     design_version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -152,6 +170,7 @@ def validate_program(program: Program, *, development: bool) -> None:
     if not program.name.strip():
         raise InvalidInput("program name must not be empty", field="name")
     validate_tiers(program.tiers)
+    validate_loyalty_policy(program.loyalty)
     rate = program.points_per_unit
     if not rate.is_finite() or rate < 0 or rate > 10_000:
         raise InvalidInput("points_per_unit must be between 0 and 10000", field="points_per_unit")
@@ -177,6 +196,20 @@ def validate_program(program: Program, *, development: bool) -> None:
     if not apple.description.strip():
         raise InvalidInput("Apple requires description", field="apple.description")
     _validate_pass_content(apple)
+
+
+def validate_loyalty_policy(policy: LoyaltyPolicy) -> None:
+    """Refuse review windows and expiry periods outside what a program can mean."""
+    if not 1 <= policy.qualification_days <= 3660:
+        raise InvalidInput(
+            "qualification_days must be between 1 and 3660", field="loyalty.qualification_days"
+        )
+    expiry = policy.points_expiry_days
+    if expiry is not None and not 1 <= expiry <= 3660:
+        raise InvalidInput(
+            "points_expiry_days must be between 1 and 3660 (or null: never)",
+            field="loyalty.points_expiry_days",
+        )
 
 
 def _validate_pass_content(apple: AppleDesign) -> None:

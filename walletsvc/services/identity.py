@@ -23,10 +23,11 @@ from walletsvc.domain.identifier import (
     normalize_phone,
 )
 from walletsvc.domain.program import Program
+from walletsvc.domain.tier import higher, upgraded_tier
 from walletsvc.domain.wallet_pass import PassKind, PassState
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.loyalty import upgraded_tier
-from walletsvc.services.pass_changes import refresh_customer_passes, save_pass
+from walletsvc.services.loyalty import change_tier
+from walletsvc.services.pass_changes import save_pass
 from walletsvc.services.ports import UnitOfWork
 
 LINKABLE = {
@@ -121,11 +122,10 @@ async def merge_customers(
     await _retire_second_loyalty_card(ctx, uow, program, older, younger)
     await uow.customers.move_records(younger.id, older.id)
     balance = older.points_balance + younger.points_balance
-    tier = upgraded_tier(program, older.tier, balance)
-    tier = upgraded_tier(program, tier, program_min(program, younger.tier))
-    older = replace(older, points_balance=balance, tier=tier, updated_at=now)
+    # The person keeps the higher of the two tiers and the higher of the two floors.
+    floor = higher(program, older.tier_floor or "", younger.tier_floor) or None
+    tier = upgraded_tier(program, higher(program, older.tier, younger.tier), balance, floor)
     younger = replace(younger, points_balance=0, merged_into=older.id, updated_at=now)
-    await uow.customers.update(older)
     await uow.customers.update(younger)
     await uow.outbox.add(
         DomainEvent(
@@ -142,13 +142,9 @@ async def merge_customers(
             occurred_at=now,
         )
     )
-    await refresh_customer_passes(ctx, uow, program, older)
+    older = replace(older, points_balance=balance, tier_floor=floor, updated_at=now)
+    older = await change_tier(ctx, uow, program, older, tier, reason="merge", occurred_at=now)
     return older
-
-
-def program_min(program: Program, tier: str) -> int:
-    """Return the points a tier starts at (0 for a name the program no longer has)."""
-    return next((t.min_points for t in program.tiers if t.name == tier), 0)
 
 
 async def _survivor(uow: UnitOfWork, customer_id: str) -> str:

@@ -11,9 +11,11 @@ from walletsvc.domain.customer import Consents, Customer
 from walletsvc.domain.program import (
     AppleDesign,
     BarcodeFormat,
+    DowngradePolicy,
     FieldGroup,
     GoogleSettings,
     LocalizedText,
+    LoyaltyPolicy,
     PassField,
     Program,
     Tier,
@@ -37,6 +39,7 @@ def program_to_row(program: Program) -> ProgramRow:
         tiers=[tier_to_json(tier) for tier in program.tiers],
         apple=apple_design_to_json(program.apple),
         google=asdict(program.google),
+        loyalty=loyalty_policy_to_json(program.loyalty),
         design_version=program.design_version,
         created_at=program.created_at,
         updated_at=program.updated_at,
@@ -51,9 +54,28 @@ def program_from_row(row: ProgramRow) -> Program:
         points_per_unit=Decimal(row.points_per_unit),
         apple=apple_design_from_json(row.apple),
         google=GoogleSettings(**row.google),
+        loyalty=loyalty_policy_from_json(row.loyalty or {}),
         design_version=row.design_version,
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+    )
+
+
+def loyalty_policy_to_json(policy: LoyaltyPolicy) -> dict[str, Any]:
+    return {
+        "downgrade": policy.downgrade.value,
+        "qualification_days": policy.qualification_days,
+        "points_expiry_days": policy.points_expiry_days,
+    }
+
+
+def loyalty_policy_from_json(value: dict[str, Any]) -> LoyaltyPolicy:
+    default = LoyaltyPolicy()
+    expiry = value.get("points_expiry_days")
+    return LoyaltyPolicy(
+        downgrade=DowngradePolicy(value.get("downgrade", default.downgrade.value)),
+        qualification_days=int(value.get("qualification_days", default.qualification_days)),
+        points_expiry_days=int(expiry) if expiry is not None else None,
     )
 
 
@@ -149,6 +171,7 @@ def customer_from_row(row: CustomerRow) -> Customer:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         merged_into=row.merged_into,
+        tier_floor=row.tier_floor,
     )
 
 
@@ -160,6 +183,7 @@ def customer_into_row(customer: Customer, row: CustomerRow) -> None:
     row.tier = customer.tier
     row.updated_at = customer.updated_at
     row.merged_into = customer.merged_into
+    row.tier_floor = customer.tier_floor
 
 
 def coupon_to_json(coupon: Coupon | None) -> dict[str, Any] | None:

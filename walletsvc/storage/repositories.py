@@ -109,6 +109,19 @@ class SqlCustomerRepository:
             delete(StoreVisitRow).where(col(StoreVisitRow.customer_id) == from_id)
         )
 
+    async def page_ids(self, program_id: str, after: str, limit: int) -> list[str]:
+        query = (
+            select(CustomerRow.id)
+            .where(
+                col(CustomerRow.program_id) == program_id,
+                col(CustomerRow.merged_into).is_(None),
+                col(CustomerRow.id) > after,
+            )
+            .order_by(col(CustomerRow.id))
+            .limit(limit)
+        )
+        return list((await self._session.exec(query)).all())
+
     async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None:
         query = select(CustomerRow).where(
             CustomerRow.program_id == program_id, CustomerRow.external_id == external_id
@@ -127,6 +140,7 @@ class SqlCustomerRepository:
                 marketing_consent=customer.consents.marketing,
                 points_balance=customer.points_balance,
                 tier=customer.tier,
+                tier_floor=customer.tier_floor,
                 created_at=customer.created_at,
                 updated_at=customer.updated_at,
             )

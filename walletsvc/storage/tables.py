@@ -34,6 +34,10 @@ class ProgramRow(SQLModel, table=True):
     tiers: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     apple: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     google: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Tier review and expiry policy (domain LoyaltyPolicy); {} is the default policy.
+    loyalty: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     design_version: int = 1
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
@@ -83,6 +87,7 @@ class CustomerRow(SQLModel, table=True):
     points_balance: int = Field(default=0, sa_type=BigInteger)
     tier: str = Field(max_length=100)
     merged_into: str | None = Field(default=None, max_length=40)
+    tier_floor: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 
@@ -234,6 +239,26 @@ class LedgerEntryRow(SQLModel, table=True):
     points: int = Field(sa_type=BigInteger)
     business_key: str = Field(max_length=200)
     source: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_column=_utc())
+    recorded_at: datetime = Field(sa_column=_utc())
+
+
+class TierUpdateRow(SQLModel, table=True):
+    """One tier change, in the feed the loyalty engine reads.
+
+    `cursor` comes from the commit-ordered `tier_update` counter, not a sequence: a
+    reader that has seen cursor n never later finds a smaller one committed.
+    """
+
+    __tablename__ = "tier_updates"
+
+    cursor: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    program_id: str = Field(foreign_key="programs.id", max_length=63, index=True)
+    customer_id: str = Field(max_length=40)
+    old_tier: str = Field(max_length=100)
+    new_tier: str = Field(max_length=100)
+    balance: int = Field(sa_type=BigInteger)
+    reason: str = Field(max_length=32)  # earn, spend, adjust, expire, engine, review, merge
     occurred_at: datetime = Field(sa_column=_utc())
     recorded_at: datetime = Field(sa_column=_utc())
 

@@ -27,6 +27,7 @@ from walletsvc.storage.repositories import (
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.store_visits import SqlGeofenceRefusals, SqlStoreVisitRepository
 from walletsvc.storage.tables import OutboxRow
+from walletsvc.storage.tier_feed import SqlJobSchedule, SqlTierFeed
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:
@@ -70,6 +71,8 @@ class SqlUnitOfWork:
     push_queue: SqlPushQueue
     inbox: SqlInbox
     ledger: SqlLedger
+    tier_feed: SqlTierFeed
+    schedule: SqlJobSchedule
     store_visits: SqlStoreVisitRepository
     geofence_refusals: SqlGeofenceRefusals
     outbox: SqlOutbox
@@ -90,6 +93,8 @@ class SqlUnitOfWork:
         self.push_queue = SqlPushQueue(self._session)
         self.inbox = SqlInbox(self._session)
         self.ledger = SqlLedger(self._session)
+        self.tier_feed = SqlTierFeed(self._session)
+        self.schedule = SqlJobSchedule(self._session)
         self.store_visits = SqlStoreVisitRepository(self._session)
         self.geofence_refusals = SqlGeofenceRefusals(self._session)
         self.outbox = SqlOutbox(self._session)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
+from walletsvc.services.loyalty_review import run_loyalty_reviews
 from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
@@ -17,6 +18,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     geofence_api,
     geofence_webhooks,
     health,
+    loyalty_api,
     pass_api,
     pos_api,
     program_api,
@@ -37,6 +39,8 @@ def create_app(container: Container) -> web.Application:
     if container.push_sender is not None:
         app.cleanup_ctx.append(push_worker)
     app.cleanup_ctx.append(webhook_worker)
+    if container.settings.loyalty.review_interval_s > 0:
+        app.cleanup_ctx.append(loyalty_reviewer)
     router.install(app)
     health.describe(app)
     return app
@@ -57,6 +61,17 @@ async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     """Act on accepted POS webhooks while the app runs."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_webhook_worker(app[CONTAINER].ctx, stop))
+    yield
+    stop.set()
+    await task
+
+
+async def loyalty_reviewer(app: web.Application) -> AsyncIterator[None]:
+    """Run the scheduled loyalty review (shared among processes) while the app runs."""
+    container = app[CONTAINER]
+    every_s = container.settings.loyalty.review_interval_s
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_loyalty_reviews(container.ctx, stop, every_s))
     yield
     stop.set()
     await task

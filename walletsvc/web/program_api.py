@@ -10,9 +10,11 @@ from walletsvc.domain.errors import InvalidInput
 from walletsvc.domain.program import (
     AppleDesign,
     BarcodeFormat,
+    DowngradePolicy,
     FieldGroup,
     GoogleSettings,
     LocalizedText,
+    LoyaltyPolicy,
     PassField,
     Program,
     Tier,
@@ -99,6 +101,11 @@ def program_out(program: Program) -> s.ProgramOut:
             location_text=apple.location_text,
         ),
         google=s.GoogleOut(issuer_id=google.issuer_id, class_suffix=google.class_suffix),
+        loyalty=s.LoyaltyPolicyOut(
+            downgrade=program.loyalty.downgrade.value,
+            qualification_days=program.loyalty.qualification_days,
+            points_expiry_days=program.loyalty.points_expiry_days,
+        ),
         design_version=program.design_version,
         created_at=program.created_at,
     )
@@ -164,6 +171,11 @@ async def post_program(
         ),
         google=GoogleSettings(
             issuer_id=body.google.issuer_id, class_suffix=body.google.class_suffix
+        ),
+        loyalty=LoyaltyPolicy(
+            downgrade=DowngradePolicy(body.loyalty.downgrade),
+            qualification_days=body.loyalty.qualification_days,
+            points_expiry_days=body.loyalty.points_expiry_days,
         ),
     )
     created = await create_program(container.ctx, principal, program)

@@ -99,6 +99,24 @@ class GoogleIn(In):
     class_suffix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] | None = None
 
 
+class LoyaltyPolicyIn(In):
+    downgrade: Literal["never", "balance", "rolling"] = Field(
+        default="never",
+        description="how the scheduled review may lower a tier: never; to what the balance "
+        "reaches; to what the points earned in the last qualification_days reach",
+    )
+    qualification_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    points_expiry_days: Annotated[int | None, Field(ge=1, le=3660)] = Field(
+        default=None, description="points expire this many days after they were earned"
+    )
+
+
+class LoyaltyPolicyOut(Out):
+    downgrade: str
+    qualification_days: int
+    points_expiry_days: int | None
+
+
 class ProgramIn(In):
     id: Annotated[str, Field(min_length=1, max_length=63)]
     name: Name
@@ -108,6 +126,7 @@ class ProgramIn(In):
     )
     apple: AppleDesignIn = Field(default_factory=AppleDesignIn)
     google: GoogleIn = Field(default_factory=GoogleIn)
+    loyalty: LoyaltyPolicyIn = Field(default_factory=LoyaltyPolicyIn)
 
 
 class LocalizedTextOut(Out):
@@ -156,6 +175,7 @@ class ProgramOut(Out):
     points_per_unit: Decimal
     apple: AppleDesignOut
     google: GoogleOut
+    loyalty: LoyaltyPolicyOut
     design_version: int
     created_at: datetime | None
 
