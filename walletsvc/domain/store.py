@@ -40,6 +40,17 @@ class Terminal:
     adapter: str
     secret: str
     created_at: datetime | None = None
+    # The secret before the last rotation, accepted until `previous_valid_until` so the
+    # terminals can be switched over one by one (PROTOCOLS.md section 4).
+    previous_secret: str | None = None
+    previous_valid_until: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """Return the secrets a signature may be made with now, the current one first."""
+        until = self.previous_valid_until
+        if self.previous_secret is not None and until is not None and now < until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
 
 def validate_store(store: Store) -> None:

@@ -88,6 +88,9 @@ class StoreRepository(Protocol):
 class TerminalRepository(Protocol):
     async def get(self, terminal_id: str) -> Terminal | None: ...
     async def add(self, terminal: Terminal) -> None: ...
+    async def rotate(self, terminal: Terminal) -> None:
+        """Store the terminal's new secret and the previous one with its deadline."""
+        ...
 
 
 class ApiKeyRepository(Protocol):

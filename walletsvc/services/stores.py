@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import replace
+from datetime import timedelta
 
 from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.errors import Conflict, InvalidInput, NotFound
@@ -13,6 +14,9 @@ from walletsvc.services.context import ServiceContext
 
 # `walletsvc` is the signed scan API; vendor adapters add their slugs (pos_adapters).
 OWN_ADAPTER = "walletsvc"
+# Adapters whose terminals get a secret made by walletsvc (Standard Webhooks style);
+# the others sign with a key the vendor hands out.
+GENERATED_SECRET_ADAPTERS = frozenset({OWN_ADAPTER, "standard"})
 
 
 def new_terminal_secret() -> str:
@@ -76,3 +80,55 @@ async def add_terminal(
         await uow.terminals.add(terminal)
         await uow.commit()
     return terminal
+
+
+MAX_OVERLAP_S = 7 * 86_400
+
+
+async def rotate_terminal_secret(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    store_id: str,
+    terminal_id: str,
+    overlap_s: int,
+    secret: str | None = None,
+) -> Terminal:
+    """Give the terminal a new secret; the current one stays valid for `overlap_s` seconds.
+
+    Terminals are switched over one by one while both secrets verify, then the old one
+    stops working on its own. A second rotation inside the window drops the oldest.
+    """
+    principal.require(Scope.STORES_WRITE)
+    if not 0 <= overlap_s <= MAX_OVERLAP_S:
+        raise InvalidInput(
+            f"previous_valid_for_s must be between 0 and {MAX_OVERLAP_S}",
+            field="previous_valid_for_s",
+        )
+    now = ctx.clock()
+    async with ctx.uow() as uow:
+        terminal = await uow.terminals.get(terminal_id)
+        if terminal is None or terminal.store_id != store_id:
+            raise NotFound("no such terminal")
+        principal.require_program(terminal.program_id)
+        vendor = terminal.adapter not in GENERATED_SECRET_ADAPTERS
+        if vendor and secret is None:
+            raise InvalidInput(
+                f"a {terminal.adapter} terminal's new secret comes from the vendor's dashboard: "
+                "give it as secret",
+                field="secret",
+            )
+        if not vendor and secret is not None:
+            raise InvalidInput(
+                f"a {terminal.adapter} terminal gets a generated secret; leave secret out",
+                field="secret",
+            )
+        rotated = replace(
+            terminal,
+            secret=secret or new_terminal_secret(),
+            previous_secret=terminal.secret,
+            previous_valid_until=now + timedelta(seconds=overlap_s),
+        )
+        await uow.terminals.rotate(rotated)
+        await uow.commit()
+    return rotated

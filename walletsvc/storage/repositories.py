@@ -320,7 +320,23 @@ class SqlTerminalRepository:
             adapter=row.adapter,
             secret=self._box.open(row.secret_sealed),
             created_at=mapping.aware(row.created_at),
+            previous_secret=(
+                self._box.open(row.previous_secret_sealed) if row.previous_secret_sealed else None
+            ),
+            previous_valid_until=(
+                mapping.aware(row.previous_valid_until) if row.previous_valid_until else None
+            ),
         )
+
+    async def rotate(self, terminal: Terminal) -> None:
+        row = await self._session.get(TerminalRow, terminal.id, with_for_update=True)
+        if row is None:
+            raise LookupError(f"terminal {terminal.id} vanished during the transaction")
+        row.secret_sealed = self._box.seal(terminal.secret)
+        previous = terminal.previous_secret
+        row.previous_secret_sealed = self._box.seal(previous) if previous else None
+        row.previous_valid_until = terminal.previous_valid_until
+        self._session.add(row)
 
     async def add(self, terminal: Terminal) -> None:
         assert terminal.created_at is not None

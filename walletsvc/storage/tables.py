@@ -72,6 +72,7 @@ class TerminalRow(SQLModel, table=True):
     adapter: str = Field(max_length=32)
     secret_sealed: str  # encrypted with the data key: it must be read back to verify HMACs
     previous_secret_sealed: str | None = None  # still accepted while a rotation runs
+    previous_valid_until: datetime | None = Field(default=None, sa_column=_utc_nullable())
     created_at: datetime = Field(sa_column=_utc())
 
 

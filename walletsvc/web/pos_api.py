@@ -22,9 +22,6 @@ from walletsvc.web.keys import CONTAINER
 
 log = structlog.get_logger("walletsvc.pos")
 
-# Adapters whose terminals get a secret made by walletsvc (Standard Webhooks style).
-GENERATED_SECRET_ADAPTERS = frozenset({"walletsvc", "standard"})
-
 
 @router.route(
     "POST",
@@ -43,9 +40,9 @@ async def post_pos_webhook(request: web.Request) -> web.Response:
         terminal = await webhook_terminal(ctx, terminal_id, adapter.name)
         # Square signs the URL it was told to call: the public one, not what the proxy saw.
         url = f"{ctx.public_url}/webhooks/pos/{slug}/{terminal_id}"
-        adapter.verify(
-            request.headers, raw, url, [adapter.decode_secret(terminal.secret)], ctx.clock()
-        )
+        now = ctx.clock()
+        keys = [adapter.decode_secret(secret) for secret in terminal.signing_secrets(now)]
+        adapter.verify(request.headers, raw, url, keys, now)
         parsed = adapter.parse(request.headers, raw)
     except DomainError as error:
         log.warning("pos.webhook.rejected", adapter=slug, reason=error.reason)

@@ -22,11 +22,16 @@ from walletsvc.domain.program import (
 from walletsvc.domain.store import Store
 from walletsvc.services.api_keys import create_api_key
 from walletsvc.services.programs import create_program, list_programs
-from walletsvc.services.stores import OWN_ADAPTER, add_store, add_terminal
+from walletsvc.services.stores import (
+    GENERATED_SECRET_ADAPTERS,
+    OWN_ADAPTER,
+    add_store,
+    add_terminal,
+    rotate_terminal_secret,
+)
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
-from walletsvc.web.pos_api import GENERATED_SECRET_ADAPTERS
 from walletsvc.web.router import json_response
 
 
@@ -242,6 +247,39 @@ async def post_terminal(
         secret=None if body.secret else terminal.secret,
     )
     return json_response(out, 201)
+
+
+@router.route(
+    "POST",
+    "/api/v1/stores/{store_id}/terminals/{terminal_id}/secret",
+    summary=(
+        "Rotate a terminal's signing secret; the current one keeps working for "
+        "previous_valid_for_s so terminals can switch over one by one"
+    ),
+    tag="stores",
+    body=s.TerminalSecretIn,
+    responses={200: s.TerminalSecretOut},
+)
+async def post_terminal_secret(
+    request: web.Request, principal: Principal, body: s.TerminalSecretIn
+) -> web.Response:
+    terminal = await rotate_terminal_secret(
+        request.app[CONTAINER].ctx,
+        principal,
+        store_id=request.match_info["store_id"],
+        terminal_id=request.match_info["terminal_id"],
+        overlap_s=body.previous_valid_for_s,
+        secret=body.secret,
+    )
+    assert terminal.previous_valid_until is not None
+    out = s.TerminalSecretOut(
+        id=terminal.id,
+        store_id=terminal.store_id,
+        adapter=terminal.adapter,
+        secret=None if body.secret else terminal.secret,
+        previous_valid_until=terminal.previous_valid_until,
+    )
+    return json_response(out)
 
 
 def _vendor_secret(body: s.TerminalIn) -> str | None:

@@ -35,7 +35,7 @@ async def post_scan(request: web.Request) -> web.Response:
     ctx = request.app[CONTAINER].ctx
     terminal = await scanning_terminal(ctx, request.headers.get("X-Terminal-Id", ""))
     raw = await request.read()
-    keys = [standard_webhooks.decode_secret(terminal.secret)]
+    keys = [standard_webhooks.decode_secret(s) for s in terminal.signing_secrets(ctx.clock())]
     standard_webhooks.verify(request.headers, raw, keys, ctx.clock())
     body = await parse_body(request, ScanIn)
     if isinstance(body, web.Response):

@@ -234,6 +234,26 @@ class TerminalOut(Out):
     )
 
 
+class TerminalSecretIn(In):
+    previous_valid_for_s: Annotated[int, Field(ge=0, le=7 * 86_400)] = Field(
+        default=86_400,
+        description="how long the current secret keeps working beside the new one",
+    )
+    secret: Annotated[str, Field(min_length=8, max_length=200)] | None = Field(
+        default=None,
+        description="the vendor's new webhook signing key (square, shopify, toast); omit "
+        "for walletsvc and standard, which get a generated secret",
+    )
+
+
+class TerminalSecretOut(Out):
+    id: str
+    store_id: str
+    adapter: str
+    secret: str | None = Field(description="the new generated secret, shown only now")
+    previous_valid_until: datetime
+
+
 class ConsentsIn(In):
     location: bool = False
     marketing: bool = False

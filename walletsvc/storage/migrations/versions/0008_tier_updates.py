@@ -1,4 +1,4 @@
-"""Tier floors, loyalty policies and the tier-updates feed.
+"""Tier floors, loyalty policies, the tier-updates feed and terminal secret rotation.
 
 Revision ID: 0008
 Revises: 0007
@@ -23,6 +23,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("tier_floor", sa.String(length=100), nullable=True))
     with op.batch_alter_table("programs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("loyalty", sa.JSON(), nullable=False, server_default="{}"))
+    with op.batch_alter_table("terminals", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("previous_valid_until", sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         "tier_updates",
         sa.Column("cursor", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -43,6 +47,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tier_updates_program_id", table_name="tier_updates")
     op.drop_table("tier_updates")
+    with op.batch_alter_table("terminals", schema=None) as batch_op:
+        batch_op.drop_column("previous_valid_until")
     with op.batch_alter_table("programs", schema=None) as batch_op:
         batch_op.drop_column("loyalty")
     with op.batch_alter_table("customers", schema=None) as batch_op:
