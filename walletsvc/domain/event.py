@@ -18,6 +18,7 @@ class EventType:
     """The event types walletsvc emits."""
 
     CUSTOMER_CREATED = "com.walletsvc.identity.customer_created.v1"
+    CUSTOMER_ERASED = "com.walletsvc.identity.customer_erased.v1"
     CONSENTS_CHANGED = "com.walletsvc.identity.consents_changed.v1"
     PASS_ISSUED = "com.walletsvc.wallet.pass_issued.v1"
     PASS_UPDATED = "com.walletsvc.wallet.pass_updated.v1"

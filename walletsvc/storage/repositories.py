@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
@@ -72,14 +73,14 @@ class SqlCustomerRepository:
 
     async def get(self, customer_id: str) -> Customer | None:
         row = await self._session.get(CustomerRow, customer_id)
-        return mapping.customer_from_row(row) if row else None
+        return _living(row)
 
     async def get_for_update(self, customer_id: str) -> Customer | None:
         # Row-locked on PostgreSQL: two scans of one customer cannot lose a point.
         row = await self._session.get(
             CustomerRow, customer_id, with_for_update=True, populate_existing=True
         )
-        return mapping.customer_from_row(row) if row else None
+        return _living(row)
 
     async def lock_merges(self, program_id: str) -> None:
         # Merges of one program take turns (a transaction-scoped advisory lock on
@@ -96,7 +97,34 @@ class SqlCustomerRepository:
         # A read that does not trust what this session loaded before (another
         # transaction may have merged the profile since).
         row = await self._session.get(CustomerRow, customer_id, populate_existing=True)
-        return mapping.customer_from_row(row) if row else None
+        return _living(row)
+
+    async def aliases(self, customer_id: str) -> list[str]:
+        query = select(CustomerRow.id).where(col(CustomerRow.merged_into) == customer_id)
+        return list((await self._session.exec(query)).all())
+
+    async def erase(self, customer_id: str, now: datetime) -> None:
+        # What identifies the person goes: identifiers (hashes of emails and phones are
+        # personal data too), the CRM id, consents and the visit history. The row stays
+        # as a tombstone so ledger entries and passes keep a valid reference.
+        await self._session.exec(
+            delete(IdentifierRow).where(col(IdentifierRow.customer_id) == customer_id)
+        )
+        await self._session.exec(
+            delete(StoreVisitRow).where(col(StoreVisitRow.customer_id) == customer_id)
+        )
+        await self._session.exec(
+            update(CustomerRow)
+            .where(col(CustomerRow.id) == customer_id)
+            .values(
+                external_id=f"erased:{customer_id}",
+                location_consent=False,
+                marketing_consent=False,
+                tier_floor=None,
+                erased_at=now,
+                updated_at=now,
+            )
+        )
 
     async def move_records(self, from_id: str, to_id: str) -> None:
         # A merge: identifiers, passes and ledger entries follow the person. The younger
@@ -115,6 +143,7 @@ class SqlCustomerRepository:
             .where(
                 col(CustomerRow.program_id) == program_id,
                 col(CustomerRow.merged_into).is_(None),
+                col(CustomerRow.erased_at).is_(None),
                 col(CustomerRow.id) > after,
             )
             .order_by(col(CustomerRow.id))
@@ -189,6 +218,13 @@ class SqlCustomerRepository:
             IdentifierRow.value == value,
         )
         return (await self._session.exec(query)).first()
+
+
+def _living(row: CustomerRow | None) -> Customer | None:
+    """Return the customer, or None for no row or an erased one: erased is gone for all."""
+    if row is None or row.erased_at is not None:
+        return None
+    return mapping.customer_from_row(row)
 
 
 class SqlPassRepository:

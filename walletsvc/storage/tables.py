@@ -89,6 +89,7 @@ class CustomerRow(SQLModel, table=True):
     tier: str = Field(max_length=100)
     merged_into: str | None = Field(default=None, max_length=40)
     tier_floor: str | None = Field(default=None, max_length=100)
+    erased_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 

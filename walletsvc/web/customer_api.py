@@ -12,6 +12,7 @@ from walletsvc.services.customers import (
     get_customer_profile,
     upsert_customer,
 )
+from walletsvc.services.erasure import erase_customer
 from walletsvc.services.identity import link_identifier
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
@@ -64,6 +65,22 @@ async def get_customer(request: web.Request, principal: Principal) -> web.Respon
         request.app[CONTAINER].ctx, principal, request.match_info["customer_id"]
     )
     return json_response(profile_out(profile))
+
+
+@router.route(
+    "DELETE",
+    "/api/v1/customers/{customer_id}",
+    summary=(
+        "Erase a customer: identifiers, CRM id, consents and visits go, every pass is "
+        "voided on the phones, and a customer_erased event is emitted"
+    ),
+    tag="customers",
+    responses={202: s.ErasureOut},
+)
+async def delete_customer(request: web.Request, principal: Principal) -> web.Response:
+    customer_id = request.match_info["customer_id"]
+    voided = await erase_customer(request.app[CONTAINER].ctx, principal, customer_id)
+    return json_response(s.ErasureOut(customer_id=customer_id, passes_voided=voided), 202)
 
 
 @router.route(

@@ -254,6 +254,11 @@ class TerminalSecretOut(Out):
     previous_valid_until: datetime
 
 
+class ErasureOut(Out):
+    customer_id: str
+    passes_voided: int
+
+
 class ConsentsIn(In):
     location: bool = False
     marketing: bool = False

@@ -1,4 +1,4 @@
-"""Tier floors, loyalty policies, the tier-updates feed and terminal secret rotation.
+"""Tier floors, loyalty policies, the tier-updates feed, terminal secret rotation, erasure.
 
 Revision ID: 0008
 Revises: 0007
@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tier_floor", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("programs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("loyalty", sa.JSON(), nullable=False, server_default="{}"))
     with op.batch_alter_table("terminals", schema=None) as batch_op:
@@ -52,4 +53,5 @@ def downgrade() -> None:
     with op.batch_alter_table("programs", schema=None) as batch_op:
         batch_op.drop_column("loyalty")
     with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_column("erased_at")
         batch_op.drop_column("tier_floor")
