@@ -1,4 +1,4 @@
-"""`walletsvc serve | migrate | loyalty review | verify-pass`: the command line."""
+"""`walletsvc serve | migrate | loyalty review | passes refresh | verify-pass`: the command line."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from walletsvc.apple.credentials import CredentialError
 from walletsvc.apple.verify import load_ca_file, read_bundle, render_text, verify_pkpass
 from walletsvc.bootstrap import Container, build_container, prepare_database
 from walletsvc.config import Settings, load_settings
-from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
 from walletsvc.services.loyalty_review import review_all, review_program
+from walletsvc.services.pass_changes import refresh_program_passes
 from walletsvc.storage.migrate import upgrade
 from walletsvc.web.app import create_app
 
@@ -45,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "review", help="expire points and settle tiers now, per each program's policy"
     )
     review.add_argument("--program", help="only this program (default: every program)")
+    passes = commands.add_parser("passes", help="bulk work on passes")
+    passes_jobs = passes.add_subparsers(dest="job", required=True)
+    refresh = passes_jobs.add_parser(
+        "refresh", help="re-render every pass of a program now and push the changed ones"
+    )
+    refresh.add_argument("--program", required=True)
     verify = commands.add_parser(
         "verify-pass",
         help="check a .pkpass offline as a device would (needs no settings)",
@@ -86,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "loyalty":
         return asyncio.run(_loyalty_review(container, args.program))
+    if args.command == "passes":
+        return asyncio.run(_refresh_passes(container, args.program))
     web.run_app(
         _serve(container),
         host=settings.host,
@@ -133,6 +142,18 @@ async def _loyalty_review(container: Container, program: str | None) -> int:
         await container.close()
     for report in reports:
         print(json.dumps(asdict(report)))
+    return 0
+
+
+async def _refresh_passes(container: Container, program: str) -> int:
+    try:
+        changed = await refresh_program_passes(container.ctx, program)
+    except NotFound:
+        print(f"walletsvc passes refresh: no program {program!r}", file=sys.stderr)
+        return 1
+    finally:
+        await container.close()
+    print(json.dumps({"program": program, "passes_changed": changed}))
     return 0
 
 

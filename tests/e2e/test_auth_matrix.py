@@ -72,6 +72,9 @@ MATRIX: dict[tuple[str, str], Api | Other] = {
         {"id": "p2", "name": "P2", "tiers": [{"name": "A", "min_points": 0}]},
         other_program=403,
     ),
+    ("PUT", "/api/v1/programs/{program_id}"): Api(
+        "programs:write", {"id": "demo", "name": "D", "tiers": [{"name": "A", "min_points": 0}]}
+    ),
     ("POST", "/api/v1/stores"): Api(
         "stores:write",
         {"id": "s2", "program": "demo", "name": "S", "latitude": 1, "longitude": 1, "radius_m": 50},
@@ -172,6 +175,7 @@ def _url(path: str, world: dict[str, Any]) -> str:
         .replace("{serial}", world["serial"])
         .replace("{serialNumber}", world["serial"])
         .replace("{store_id}", "berlin")
+        .replace("{program_id}", "demo")
         .replace("{terminal_id}", "till-1")
         .replace("{adapter}", "shopify")
         .replace("{token}", "not-a-token")

@@ -39,6 +39,33 @@ async def create_program(
     return program
 
 
+async def update_program(ctx: ServiceContext, principal: Principal, program: Program) -> Program:
+    """Replace a program's settings; a change owes every pass a re-render, done in background."""
+    principal.require(Scope.PROGRAMS_WRITE)
+    principal.require_program(program.id)
+    validate_program(program, development=ctx.development)
+    check_design(ctx, program)
+    async with ctx.uow() as uow:
+        # Locked: two updates at once get two versions, and each a refresh.
+        current = await uow.programs.get_for_update(program.id)
+        if current is None:
+            raise NotFound("no such program")
+        program = replace(
+            program,
+            created_at=current.created_at,
+            updated_at=current.updated_at,
+            design_version=current.design_version,
+        )
+        if program == current:
+            return current  # nothing changed: no new version, no refresh
+        program = replace(
+            program, updated_at=ctx.clock(), design_version=current.design_version + 1
+        )
+        await uow.programs.update(program)
+        await uow.commit()
+    return program
+
+
 def check_design(ctx: ServiceContext, program: Program) -> None:
     """Refuse a design whose passes would break Apple's rules, by rendering samples of it.
 

@@ -52,8 +52,35 @@ class SqlProgramRepository:
     async def add(self, program: Program) -> None:
         self._session.add(mapping.program_to_row(program))
 
+    async def get_for_update(self, program_id: str) -> Program | None:
+        row = await self._session.get(
+            ProgramRow, program_id, with_for_update=True, populate_existing=True
+        )
+        return mapping.program_from_row(row) if row else None
+
     async def update(self, program: Program) -> None:
-        await self._session.merge(mapping.program_to_row(program))
+        row = await self._session.get(ProgramRow, program.id)
+        if row is None:
+            raise LookupError(f"program {program.id} vanished during the transaction")
+        fresh = mapping.program_to_row(program)
+        for name in ("name", "points_per_unit", "tiers", "apple", "google", "loyalty"):
+            setattr(row, name, getattr(fresh, name))
+        row.design_version = program.design_version
+        row.updated_at = fresh.updated_at
+        self._session.add(row)
+
+    async def needing_refresh(self) -> tuple[tuple[str, int], ...]:
+        query = select(ProgramRow.id, ProgramRow.design_version).where(
+            col(ProgramRow.refreshed_version) < col(ProgramRow.design_version)
+        )
+        return tuple((row[0], row[1]) for row in (await self._session.exec(query)).all())
+
+    async def mark_refreshed(self, program_id: str, version: int) -> None:
+        await self._session.exec(
+            update(ProgramRow)
+            .where(col(ProgramRow.id) == program_id, col(ProgramRow.refreshed_version) < version)
+            .values(refreshed_version=version)
+        )
 
     async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None:
         await self._session.exec(

@@ -39,6 +39,9 @@ class ProgramRow(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
     design_version: int = 1
+    # The design version every pass has been re-rendered for; behind design_version
+    # while a refresh is owed (services/program_refresh.py).
+    refreshed_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from walletsvc.domain.tier import TierUpdate
 from walletsvc.storage.counter import claim_interval, next_value
 from walletsvc.storage.mapping import aware
-from walletsvc.storage.tables import TierUpdateRow
+from walletsvc.storage.tables import CounterRow, TierUpdateRow
 
 TIER_UPDATE = "tier_update"
 
@@ -63,4 +65,17 @@ class SqlJobSchedule:
         self._session = session
 
     async def claim(self, job: str, now: datetime, every_s: int) -> bool:
-        return await claim_interval(self._session, f"job:{job}"[:32], int(now.timestamp()), every_s)
+        return await claim_interval(self._session, _counter(job), int(now.timestamp()), every_s)
+
+    async def release(self, job: str) -> None:
+        await self._session.exec(
+            update(CounterRow).where(col(CounterRow.name) == _counter(job)).values(value=0)
+        )
+
+
+def _counter(job: str) -> str:
+    """Return the counter row of a job: its name, or a digest of a name too long to fit."""
+    name = f"job:{job}"
+    if len(name) <= 32:
+        return name
+    return "job:" + hashlib.sha256(job.encode()).hexdigest()[:28]

@@ -10,6 +10,7 @@ from aiohttp import web
 from walletsvc.bootstrap import Container
 from walletsvc.services.loyalty_review import run_loyalty_reviews
 from walletsvc.services.pos_webhooks import run_webhook_worker
+from walletsvc.services.program_refresh import run_program_refreshes
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
     add_page,
@@ -39,6 +40,7 @@ def create_app(container: Container) -> web.Application:
     if container.push_sender is not None:
         app.cleanup_ctx.append(push_worker)
     app.cleanup_ctx.append(webhook_worker)
+    app.cleanup_ctx.append(pass_refresher)
     if container.settings.loyalty.review_interval_s > 0:
         app.cleanup_ctx.append(loyalty_reviewer)
     router.install(app)
@@ -72,6 +74,15 @@ async def loyalty_reviewer(app: web.Application) -> AsyncIterator[None]:
     every_s = container.settings.loyalty.review_interval_s
     stop = asyncio.Event()
     task = asyncio.create_task(run_loyalty_reviews(container.ctx, stop, every_s))
+    yield
+    stop.set()
+    await task
+
+
+async def pass_refresher(app: web.Application) -> AsyncIterator[None]:
+    """Re-render passes whose program's design changed, while the app runs."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_program_refreshes(app[CONTAINER].ctx, stop))
     yield
     stop.set()
     await task

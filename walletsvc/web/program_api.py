@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from pos_adapters import ADAPTERS
+from walletsvc.bootstrap import Container
 from walletsvc.domain.api_key import Principal
 from walletsvc.domain.errors import InvalidInput
 from walletsvc.domain.program import (
@@ -21,7 +22,7 @@ from walletsvc.domain.program import (
 )
 from walletsvc.domain.store import Store
 from walletsvc.services.api_keys import create_api_key
-from walletsvc.services.programs import create_program, list_programs
+from walletsvc.services.programs import create_program, list_programs, update_program
 from walletsvc.services.stores import (
     GENERATED_SECRET_ADAPTERS,
     OWN_ADAPTER,
@@ -140,8 +141,36 @@ async def post_program(
     request: web.Request, principal: Principal, body: s.ProgramIn
 ) -> web.Response:
     container = request.app[CONTAINER]
+    program = _program_from(body, container)
+    created = await create_program(container.ctx, principal, program)
+    return json_response(program_out(created), 201)
+
+
+@router.route(
+    "PUT",
+    "/api/v1/programs/{program_id}",
+    summary=(
+        "Replace a program's settings and design; every pass is re-rendered and pushed in "
+        "the background (passes_pending_refresh says how far that is)"
+    ),
+    tag="programs",
+    body=s.ProgramIn,
+    responses={200: s.ProgramOut},
+)
+async def put_program(
+    request: web.Request, principal: Principal, body: s.ProgramIn
+) -> web.Response:
+    container = request.app[CONTAINER]
+    if body.id != request.match_info["program_id"]:
+        raise InvalidInput("the id in the body must be the program's id", field="id")
+    updated = await update_program(container.ctx, principal, _program_from(body, container))
+    return json_response(program_out(updated))
+
+
+def _program_from(body: s.ProgramIn, container: Container) -> Program:
+    """Return the program a request body describes, with the certificate's defaults."""
     design = body.apple
-    program = Program(
+    return Program(
         id=body.id,
         name=body.name,
         tiers=tuple(
@@ -183,8 +212,6 @@ async def post_program(
             points_expiry_days=body.loyalty.points_expiry_days,
         ),
     )
-    created = await create_program(container.ctx, principal, program)
-    return json_response(program_out(created), 201)
 
 
 @router.route(

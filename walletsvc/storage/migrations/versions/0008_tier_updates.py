@@ -1,4 +1,4 @@
-"""Tier floors, loyalty policies, the tier-updates feed, terminal secret rotation, erasure.
+"""Tier floors, loyalty policies, the tier feed, secret rotation, erasure, pass refreshes.
 
 Revision ID: 0008
 Revises: 0007
@@ -24,6 +24,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("programs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("loyalty", sa.JSON(), nullable=False, server_default="{}"))
+        batch_op.add_column(
+            sa.Column("refreshed_version", sa.Integer(), nullable=False, server_default="1")
+        )
     with op.batch_alter_table("terminals", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("previous_valid_until", sa.DateTime(timezone=True), nullable=True)
@@ -51,6 +54,7 @@ def downgrade() -> None:
     with op.batch_alter_table("terminals", schema=None) as batch_op:
         batch_op.drop_column("previous_valid_until")
     with op.batch_alter_table("programs", schema=None) as batch_op:
+        batch_op.drop_column("refreshed_version")
         batch_op.drop_column("loyalty")
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.drop_column("erased_at")
