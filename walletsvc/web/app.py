@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
+from walletsvc.services.google_sync import run_google_worker
 from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
@@ -16,6 +17,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     customer_api,
     geofence_api,
     geofence_webhooks,
+    google_routes,
     health,
     pass_api,
     pos_api,
@@ -37,6 +39,8 @@ def create_app(container: Container) -> web.Application:
     if container.push_sender is not None:
         app.cleanup_ctx.append(push_worker)
     app.cleanup_ctx.append(webhook_worker)
+    if container.google_sync:
+        app.cleanup_ctx.append(google_worker)
     router.install(app)
     health.describe(app)
     return app
@@ -57,6 +61,17 @@ async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     """Act on accepted POS webhooks while the app runs."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_webhook_worker(app[CONTAINER].ctx, stop))
+    yield
+    stop.set()
+    await task
+
+
+async def google_worker(app: web.Application) -> AsyncIterator[None]:
+    """Sync Google Wallet objects while the app runs."""
+    container = app[CONTAINER]
+    assert container.ctx.google is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_google_worker(container.ctx, container.ctx.google, stop))
     yield
     stop.set()
     await task
