@@ -90,5 +90,5 @@ async def _record(
         raise Conflict(
             "this callback's nonce was seen before", reason="callback_replayed"
         ) from error
-    log.info("google.callback.accepted", serial=serial, event=callback.event.value)
+    log.info("google.callback.accepted", serial=serial, kind=callback.event.value)
     return CallbackOutcome(serial, callback.event, installs)

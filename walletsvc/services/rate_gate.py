@@ -1,8 +1,9 @@
 """A request rate limit every walletsvc process shares, kept in the database.
 
 Each process takes a few tokens at a time from a per-key token bucket row (under a
-row lock, in a short transaction of its own) and spends them locally, so the sum
-over all processes stays within `rate` per second plus one `burst`.
+row lock, in a short transaction of its own) and spends them locally, so over any
+window of T seconds all processes together send at most rate x T + burst x (1 +
+number of processes): the bucket's burst, and a batch each process may still hold.
 """
 
 from __future__ import annotations
