@@ -33,12 +33,18 @@ from walletsvc.domain.barcode import BarcodeKeyRing
 from walletsvc.domain.errors import ConfigurationError
 from walletsvc.domain.geofence import GeofencePolicy
 from walletsvc.domain.program import AppleDesign, Program, Tier
+from walletsvc.google.callback import CallbackVerifier, RootKeyFile
 from walletsvc.google.dev_material import ensure_dev_service_account
+from walletsvc.google.http_session import LazySession
+from walletsvc.google.rest import RetryPolicy, WalletObjectsClient
+from walletsvc.google.service_account import AccessTokens, ServiceAccount
+from walletsvc.google.wallet import GoogleWalletObjects
 from walletsvc.intake.radar import RadarPolicy, RadarWebhook
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.ports import PushSender
+from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
+from walletsvc.services.rate_gate import SharedRateLimit
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.migrate import upgrade
 from walletsvc.storage.secret_box import SecretBox
@@ -64,11 +70,17 @@ class Container:
     push_sender: PushSender | None = None
     # None when no Radar token is configured: its webhook then answers 404.
     radar: RadarWebhook | None = None
+    # Whether the Google sync worker runs (off: syncs wait in the queue).
+    google_sync: bool = False
+    # None while no callback root keys are configured: /google/callback answers 404.
+    google_callbacks: CallbackVerifier | None = None
 
     async def close(self) -> None:
-        """Release APNs connections and the database pool."""
+        """Release APNs and Google connections and the database pool."""
         if self.push_sender is not None:
             await self.push_sender.close()
+        if self.ctx.google is not None:
+            await self.ctx.google.close()
         await self.engine.dispose()
 
 
@@ -88,6 +100,7 @@ def build_container(settings: Settings) -> Container:
     _check_expiry(identity)
     if not settings.development:
         _check_wwdr_generation(identity)
+        _check_google_production(settings)
     if settings.development and settings.google.service_account_file is None:
         dev_files["google_service_account"] = ensure_dev_service_account(
             settings.data_dir / "google-service-account.json"
@@ -103,8 +116,9 @@ def build_container(settings: Settings) -> Container:
         keys={_key_id(key): _derive(key, "barcode") for key in secret_keys},
         current=_key_id(current),
     )
+    uow = SqlUnitOfWorkFactory(session_factory(engine), box)
     ctx = ServiceContext(
-        uow=SqlUnitOfWorkFactory(session_factory(engine), box),
+        uow=uow,
         clock=utc_now,
         apple=apple,
         barcode_keys=ring,
@@ -115,11 +129,86 @@ def build_container(settings: Settings) -> Container:
         development=settings.development,
         push_delay=timedelta(seconds=settings.apple.apns.push_delay_s),
         geofence=_geofence_policy(settings),
+        google=_google_wallet(settings, dev_files, uow, public_url),
+        google_delay=timedelta(seconds=settings.google.sync_delay_s),
     )
     sender = _push_sender(settings, identity)
     return Container(
-        settings, engine, ctx, apple, admin_key, dev_files, sender, radar=_radar(settings)
+        settings,
+        engine,
+        ctx,
+        apple,
+        admin_key,
+        dev_files,
+        sender,
+        radar=_radar(settings),
+        google_sync=_google_enabled(settings) and ctx.google is not None,
+        google_callbacks=_google_callbacks(settings),
     )
+
+
+def _google_enabled(settings: Settings) -> bool:
+    enabled = settings.google.enabled
+    return enabled if enabled is not None else not settings.development
+
+
+def _check_google_production(settings: Settings) -> None:
+    google = settings.google
+    if not _google_enabled(settings):
+        return
+    missing = [
+        name
+        for name, value in (
+            ("WALLETSVC_GOOGLE__SERVICE_ACCOUNT_FILE", google.service_account_file),
+            ("WALLETSVC_GOOGLE__ISSUER_ID", google.issuer_id),
+            ("WALLETSVC_GOOGLE__ROOT_KEYS_FILE", google.root_keys_file),
+        )
+        if value is None
+    ]
+    if missing:
+        raise ConfigurationError(
+            "Google Wallet is on in production and needs "
+            + ", ".join(missing)
+            + " (docs/google-wallet.md); or set WALLETSVC_GOOGLE__ENABLED=false"
+        )
+    if not google.api_base_url.startswith("https://"):
+        raise ConfigurationError("WALLETSVC_GOOGLE__API_BASE_URL must be https in production")
+
+
+def _google_wallet(
+    settings: Settings, dev_files: dict[str, Path], uow: UnitOfWorkFactory, public_url: str
+) -> GoogleWalletObjects | None:
+    google = settings.google
+    path = google.service_account_file or dev_files.get("google_service_account")
+    if path is None:
+        return None
+    account = ServiceAccount.from_file(path)
+    session = LazySession()
+    rate = google.rate_limit_per_s
+    # A process takes a few tokens per database round trip; the bucket holds as many,
+    # so every process together stays within `rate` per second plus one such batch.
+    throttle = SharedRateLimit(
+        uow, utc_now, rate=rate, burst=max(1, min(5, int(rate // 4))), prefix="google"
+    )
+    retry = RetryPolicy(
+        attempts=google.retry_attempts,
+        first_backoff_s=google.retry_first_backoff_s,
+        max_backoff_s=google.retry_max_backoff_s,
+        timeout_s=google.request_timeout_s,
+    )
+    client = WalletObjectsClient(
+        google.api_base_url, AccessTokens(account, session), session, throttle, retry
+    )
+    return GoogleWalletObjects(
+        account, client, session, public_url=public_url, issuer_id=google.issuer_id
+    )
+
+
+def _google_callbacks(settings: Settings) -> CallbackVerifier | None:
+    google = settings.google
+    if google.root_keys_file is None or not google.issuer_id:
+        return None
+    return CallbackVerifier(RootKeyFile(google.root_keys_file), google.issuer_id)
 
 
 def _geofence_policy(settings: Settings) -> GeofencePolicy:

@@ -53,10 +53,27 @@ class AppleSettings(BaseModel):
 
 
 class GoogleSettings(BaseModel):
-    """Google Wallet issuer account."""
+    """Google Wallet issuer account, its REST API and its callbacks (docs/google-wallet.md)."""
 
+    # Unset: on in production; off in development, where the throwaway service account
+    # reaches no real issuer (syncs then wait in the queue; save links are still made).
+    enabled: bool | None = None
     service_account_file: Path | None = None
-    issuer_id: str | None = None
+    # Our issuer: the only recipient id a callback may be signed for.
+    issuer_id: str | None = Field(default=None, pattern=r"^\d{1,30}$")
+    api_base_url: str = "https://walletobjects.googleapis.com/walletobjects/v1"
+    # Google's published limit is about 20 requests per second per issuer; shared by
+    # every walletsvc process through the database.
+    rate_limit_per_s: float = Field(default=20.0, gt=0, le=1000)
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    retry_first_backoff_s: float = Field(default=0.5, gt=0, le=60)
+    retry_max_backoff_s: float = Field(default=8.0, gt=0, le=600)
+    request_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    # How long a change waits for more changes to the same pass before its sync goes out.
+    sync_delay_s: float = Field(default=1.0, ge=0, le=3600)
+    # Google's callback root signing keys, as published (docs/google-wallet.md); the file
+    # is re-read when it changes. Unset: /google/callback answers 404.
+    root_keys_file: Path | None = None
 
 
 class LoyaltySettings(BaseModel):

@@ -130,6 +130,12 @@ MATRIX: dict[tuple[str, str], Api | Other] = {
     ("POST", "/api/v1/scans"): Other(401, {"scan_id": "s"}),
     ("POST", "/webhooks/pos/{adapter}/{terminal_id}"): Other(401, {"id": "x"}),
     ("POST", "/webhooks/geofence/radar"): Other(404, {}),  # no Radar token configured
+    # Google's save/delete callbacks carry Google's signature (ECv2SigningOnly; the forged
+    # ones are tests/e2e/test_google_callbacks.py). These settings configure no root keys.
+    ("POST", "/google/callback"): Other(404, {"signature": "x", "intermediateSigningKey": {}}),
+    # The logo Google fetches for a program's class: public, like any image on a website;
+    # demo has no Google issuer, so it has none.
+    ("GET", "/google/programs/{program_id}/logo.png"): Other(404),
     # Signed links: a wrong token is refused.
     ("GET", "/add/{token}"): Other(404, page=True),
     ("GET", "/add/{token}/pass.pkpass"): Other(404),

@@ -89,3 +89,26 @@ class MalformedWebhook(InvalidInput):
     """A verified webhook whose body is not the shape its sender documents."""
 
     reason = "malformed_webhook"
+
+
+class WalletRejected(InvalidInput):
+    """A wallet's API refused what we sent as invalid (a design it does not accept)."""
+
+    reason = "wallet_rejected"
+
+
+class WalletUnavailable(Unavailable):
+    """A wallet's API is busy or failing; the work is retried later."""
+
+    reason = "wallet_unavailable"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(detail, reason=reason, field=field)
+        self.retry_after_s = retry_after_s

@@ -8,7 +8,7 @@ from datetime import timedelta
 from walletsvc.domain.barcode import BarcodeKeyRing
 from walletsvc.domain.geofence import GeofencePolicy
 from walletsvc.services.pass_cache import SignedPassCache
-from walletsvc.services.ports import ApplePasses, Clock, UnitOfWorkFactory
+from walletsvc.services.ports import ApplePasses, Clock, UnitOfWorkFactory, WalletObjectStore
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,7 @@ class ServiceContext:
     pass_cache: SignedPassCache = field(default_factory=SignedPassCache)
     # The windows geofence claims are judged with ([geofence] settings).
     geofence: GeofencePolicy = field(default_factory=GeofencePolicy)
+    # Google Wallet (renders, writes, links); None when no service account is configured.
+    google: WalletObjectStore | None = None
+    # How long a change waits for more changes before its Google sync goes out.
+    google_delay: timedelta = timedelta(seconds=1)

@@ -26,6 +26,7 @@ from walletsvc.domain.wallet_pass import (
     validate_coupon,
 )
 from walletsvc.services.context import ServiceContext
+from walletsvc.services.google_sync import queue_google_sync
 from walletsvc.services.pass_render import content_digest, pass_content
 from walletsvc.services.ports import UnitOfWork
 
@@ -64,6 +65,7 @@ async def save_pass(
             last_changed_at=next_change_time(wallet_pass.last_changed_at, now),
         )
         await uow.apple_devices.queue_pushes(wallet_pass.serial, now + ctx.push_delay)
+        await queue_google_sync(ctx, uow, program, wallet_pass)
         await uow.outbox.add(
             DomainEvent(
                 type=EventType.PASS_UPDATED,

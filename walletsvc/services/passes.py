@@ -10,6 +10,7 @@ from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.customer import Consents, Customer, validate_external_id
 from walletsvc.domain.errors import DuplicateKey, InvalidInput, NotFound
 from walletsvc.domain.event import DomainEvent, EventType
+from walletsvc.domain.google_wallet import GoogleStatus
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.link_token import make_link_token, open_link_token
 from walletsvc.domain.program import Program
@@ -26,6 +27,7 @@ from walletsvc.domain.wallet_pass import (
 )
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.customers import add_customer
+from walletsvc.services.google_sync import queue_google_sync
 from walletsvc.services.pass_render import content_digest, pass_content
 from walletsvc.services.ports import UnitOfWork
 from walletsvc.services.programs import resolve_program
@@ -50,6 +52,8 @@ class IssuedPass:
     created: bool
     add_url: str
     pkpass_url: str
+    # Add to Google Wallet; None when the program has no Google issuer.
+    google_save_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,11 @@ async def _issue_once(
         if request.kind is PassKind.LOYALTY:
             for held in await uow.passes.for_customer(customer.id):
                 if held.kind is PassKind.LOYALTY and held.state is PassState.ACTIVE:
-                    return _issued(ctx, held, created=False)
+                    if await uow.google_objects.status(held.serial) is None:
+                        # The program gained a Google issuer after this card was issued.
+                        await queue_google_sync(ctx, uow, program, held)
+                        await uow.commit()
+                    return _issued(ctx, held, program, created=False)
         wallet_pass = WalletPass(
             serial=new_serial(),
             program_id=program.id,
@@ -103,6 +111,7 @@ async def _issue_once(
         pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
         wallet_pass = replace(wallet_pass, content_hash=content_digest(program, pass_json))
         await uow.passes.add(wallet_pass)
+        await queue_google_sync(ctx, uow, program, wallet_pass)
         await uow.customers.link(
             program.id,
             customer.id,
@@ -122,7 +131,7 @@ async def _issue_once(
             )
         )
         await uow.commit()
-    return _issued(ctx, wallet_pass, created=True)
+    return _issued(ctx, wallet_pass, program, created=True)
 
 
 async def get_pass(ctx: ServiceContext, principal: Principal, serial: str) -> WalletPass:
@@ -140,6 +149,12 @@ async def pass_installs(ctx: ServiceContext, serial: str) -> int:
     """Return on how many Apple devices a pass is registered for updates."""
     async with ctx.uow() as uow:
         return await uow.apple_devices.installs(serial)
+
+
+async def google_status(ctx: ServiceContext, serial: str) -> GoogleStatus | None:
+    """Return where the pass's Google object stands, None when it has none."""
+    async with ctx.uow() as uow:
+        return await uow.google_objects.status(serial)
 
 
 @dataclass(frozen=True)
@@ -229,12 +244,17 @@ def _link(ctx: ServiceContext, wallet_pass: WalletPass) -> str:
     return make_link_token(ctx.link_keys[0], wallet_pass.serial, ctx.clock() + ctx.link_ttl)
 
 
-def _issued(ctx: ServiceContext, wallet_pass: WalletPass, *, created: bool) -> IssuedPass:
+def _issued(
+    ctx: ServiceContext, wallet_pass: WalletPass, program: Program, *, created: bool
+) -> IssuedPass:
+    # The link names the object only (skinny JWT); the queued insert makes it exist.
+    google = ctx.google.save_url(program, wallet_pass) if ctx.google is not None else None
     return IssuedPass(
         wallet_pass=wallet_pass,
         created=created,
         add_url=add_url(ctx, wallet_pass),
         pkpass_url=pkpass_url(ctx, wallet_pass),
+        google_save_url=google,
     )
 
 

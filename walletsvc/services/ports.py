@@ -17,6 +17,7 @@ from walletsvc.domain.apple_device import ChangedPasses
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.event import DomainEvent
 from walletsvc.domain.geofence import AcceptedEvent
+from walletsvc.domain.google_wallet import GoogleJob, GoogleStatus
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.pass_content import PassContent
@@ -24,7 +25,7 @@ from walletsvc.domain.program import Program
 from walletsvc.domain.push import PushJob, PushReply
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.tier import LedgerTotals, TierUpdate
-from walletsvc.domain.wallet_pass import WalletPass
+from walletsvc.domain.wallet_pass import PassKind, WalletPass
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,40 @@ class Outbox(Protocol):
     async def add(self, event: DomainEvent) -> None: ...
 
 
+class GoogleQueue(Protocol):
+    """Google objects owed a sync: durable, coalesced per pass, with what Google last said."""
+
+    async def queue(self, serial: str, issuer_id: str, due_at: datetime) -> None: ...
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[GoogleJob]: ...
+    async def settle(self, job: GoogleJob, tier: str | None, now: datetime) -> bool: ...
+    async def postpone(self, job: GoogleJob, due_at: datetime, error: str) -> None: ...
+    async def fail(self, job: GoogleJob, error: str, field: str | None, now: datetime) -> None: ...
+    async def status(self, serial: str) -> GoogleStatus | None: ...
+    async def count_install(self, serial: str, delta: int) -> None: ...
+    async def pending(self) -> int: ...
+    async def notices_since(self, serial: str, since: datetime) -> int: ...
+    async def add_notice(self, serial: str, now: datetime) -> None: ...
+    async def class_digest(self, class_id: str) -> str | None: ...
+    async def set_class_digest(self, class_id: str, digest: str, now: datetime) -> None: ...
+
+
+class RateBuckets(Protocol):
+    """Per-issuer token buckets shared by every walletsvc process."""
+
+    async def take(
+        self, key: str, want: int, now: datetime, rate: float, burst: int
+    ) -> tuple[int, float]:
+        """Take up to `want` tokens; return how many and, when none, seconds to wait."""
+        ...
+
+
+class CallbackRejections(Protocol):
+    """How many inbound callbacks were refused, per source and reason; nothing else."""
+
+    async def add(self, source: str, reason: str) -> None: ...
+    async def total(self, source: str, reason: str) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: state changes and their outbox rows commit together or not at all."""
 
@@ -287,6 +322,15 @@ class UnitOfWork(Protocol):
     def geofence_refusals(self) -> GeofenceRefusals: ...
 
     @property
+    def google_objects(self) -> GoogleQueue: ...
+
+    @property
+    def rate_buckets(self) -> RateBuckets: ...
+
+    @property
+    def callback_rejections(self) -> CallbackRejections: ...
+
+    @property
     def outbox(self) -> Outbox: ...
 
     async def commit(self) -> None: ...
@@ -327,6 +371,51 @@ class PushSender(Protocol):
     async def send(self, topic: str, push_tokens: Sequence[str]) -> list[PushReply]:
         """Push to every token, concurrently; one reply per token, in the same order."""
         ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GoogleResource:
+    """A rendered Google class or object: where it lives, its id, JSON body and digest."""
+
+    collection: str  # the REST collection: loyaltyClass, loyaltyObject, offerClass, offerObject
+    id: str
+    body: Mapping[str, Any]
+    digest: str
+
+
+class WalletObjectStore(Protocol):
+    """Google Wallet: renders classes and objects, writes them over REST, makes save links."""
+
+    @property
+    def issuer_id(self) -> str | None:
+        """Return the configured issuer (the only recipient callbacks may name)."""
+        ...
+
+    def save_url(self, program: Program, wallet_pass: WalletPass) -> str | None: ...
+
+    def render_class(self, program: Program, kind: PassKind) -> GoogleResource: ...
+
+    def render_object(self, content: PassContent) -> GoogleResource: ...
+
+    def tier_message(
+        self, content: PassContent, now: datetime, *, notify: bool
+    ) -> Mapping[str, Any]: ...
+
+    async def put_class(self, issuer_id: str, resource: GoogleResource) -> None:
+        """Insert the class, or patch it when it exists (409)."""
+        ...
+
+    async def put_object(
+        self, issuer_id: str, resource: GoogleResource, *, exists: bool, notify: bool
+    ) -> None:
+        """Patch the object (insert on 404), or insert it (patch on 409) when new."""
+        ...
+
+    async def add_message(
+        self, issuer_id: str, resource: GoogleResource, message: Mapping[str, Any]
+    ) -> None: ...
 
     async def close(self) -> None: ...
 

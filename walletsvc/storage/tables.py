@@ -328,4 +328,73 @@ class GeofenceRefusalRow(SQLModel, table=True):
     total: int = Field(default=0, sa_type=BigInteger)
 
 
+class GoogleObjectRow(SQLModel, table=True):
+    """A pass's Google Wallet object: the durable, coalescing sync queue and its outcome.
+
+    Like the Apple push queue, every change before the sync goes out bumps `generation`
+    on the one row, so a burst of changes costs one PATCH; the worker marks it synced
+    only if the generation it sent is still the latest. `due_at` is None when nothing
+    is owed. Google's refusal of a design is kept here for the operator.
+    """
+
+    __tablename__ = "google_objects"
+    __table_args__ = (Index("ix_google_objects_due", "due_at"),)
+
+    serial: str = Field(primary_key=True, foreign_key="passes.serial", max_length=40)
+    issuer_id: str = Field(max_length=40)
+    generation: int = 1
+    attempts: int = 0
+    due_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    state: str = Field(default="pending", max_length=16)  # pending, synced, error
+    inserted: bool = False  # Google holds the object (patch first)
+    last_tier: str | None = Field(default=None, max_length=100)  # the tier Google shows
+    last_error: str | None = Field(default=None, max_length=500)
+    error_field: str | None = Field(default=None, max_length=200)
+    installs: int = 0  # saves minus deletes reported by Google's callbacks
+    synced_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class GoogleClassRow(SQLModel, table=True):
+    """A Google Wallet class as last written, by digest: written again only when it changed."""
+
+    __tablename__ = "google_classes"
+
+    class_id: str = Field(primary_key=True, max_length=250)
+    digest: str = Field(max_length=64)
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class GoogleNoticeRow(SQLModel, table=True):
+    """A notifying message sent to a pass's holder: Google allows 3 per 24 hours."""
+
+    __tablename__ = "google_notices"
+    __table_args__ = (Index("ix_google_notices_serial_sent", "serial", "sent_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    serial: str = Field(max_length=40)
+    sent_at: datetime = Field(sa_column=_utc())
+
+
+class RateBucketRow(SQLModel, table=True):
+    """A token bucket shared by every process, e.g. Google's requests per issuer."""
+
+    __tablename__ = "rate_buckets"
+
+    key: str = Field(primary_key=True, max_length=100)
+    tokens: float
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class CallbackRejectionRow(SQLModel, table=True):
+    """How many inbound callbacks were refused per source and reason; nothing about them."""
+
+    __tablename__ = "callback_rejections"
+
+    source: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(primary_key=True, max_length=64)
+    total: int = Field(default=0, sa_type=BigInteger)
+
+
 metadata = SQLModel.metadata

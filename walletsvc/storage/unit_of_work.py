@@ -14,8 +14,10 @@ from walletsvc.domain.errors import DuplicateKey
 from walletsvc.domain.event import DomainEvent
 from walletsvc.storage.apple_push_queue import SqlPushQueue
 from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
+from walletsvc.storage.google_objects import SqlGoogleQueue
 from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
+from walletsvc.storage.rate_buckets import SqlCallbackRejections, SqlRateBuckets
 from walletsvc.storage.repositories import (
     SqlApiKeyRepository,
     SqlCustomerRepository,
@@ -75,6 +77,9 @@ class SqlUnitOfWork:
     schedule: SqlJobSchedule
     store_visits: SqlStoreVisitRepository
     geofence_refusals: SqlGeofenceRefusals
+    google_objects: SqlGoogleQueue
+    rate_buckets: SqlRateBuckets
+    callback_rejections: SqlCallbackRejections
     outbox: SqlOutbox
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
@@ -97,6 +102,9 @@ class SqlUnitOfWork:
         self.schedule = SqlJobSchedule(self._session)
         self.store_visits = SqlStoreVisitRepository(self._session)
         self.geofence_refusals = SqlGeofenceRefusals(self._session)
+        self.google_objects = SqlGoogleQueue(self._session)
+        self.rate_buckets = SqlRateBuckets(self._session)
+        self.callback_rejections = SqlCallbackRejections(self._session)
         self.outbox = SqlOutbox(self._session)
         return self
 

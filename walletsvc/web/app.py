@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from walletsvc.bootstrap import Container
+from walletsvc.services.google_sync import run_google_worker
 from walletsvc.services.loyalty_review import run_loyalty_reviews
 from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.program_refresh import run_program_refreshes
@@ -18,6 +19,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     customer_api,
     geofence_api,
     geofence_webhooks,
+    google_routes,
     health,
     loyalty_api,
     pass_api,
@@ -43,6 +45,8 @@ def create_app(container: Container) -> web.Application:
     app.cleanup_ctx.append(pass_refresher)
     if container.settings.loyalty.review_interval_s > 0:
         app.cleanup_ctx.append(loyalty_reviewer)
+    if container.google_sync:
+        app.cleanup_ctx.append(google_worker)
     router.install(app)
     health.describe(app)
     return app
@@ -83,6 +87,17 @@ async def pass_refresher(app: web.Application) -> AsyncIterator[None]:
     """Re-render passes whose program's design changed, while the app runs."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_program_refreshes(app[CONTAINER].ctx, stop))
+    yield
+    stop.set()
+    await task
+
+
+async def google_worker(app: web.Application) -> AsyncIterator[None]:
+    """Sync Google Wallet objects while the app runs."""
+    container = app[CONTAINER]
+    assert container.ctx.google is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_google_worker(container.ctx, container.ctx.google, stop))
     yield
     stop.set()
     await task

@@ -8,12 +8,15 @@ from aiohttp import web
 
 from walletsvc.apple.pkpass import PKPASS_MEDIA_TYPE
 from walletsvc.domain.api_key import Principal
+from walletsvc.domain.google_wallet import GoogleStatus
 from walletsvc.domain.wallet_pass import Coupon, PassKind, WalletPass
+from walletsvc.services.context import ServiceContext
 from walletsvc.services.pass_changes import CouponChange, change_coupon, void_pass
 from walletsvc.services.passes import (
     PassRequest,
     PkpassBundle,
     get_pass,
+    google_status,
     issue_pass,
     pass_installs,
     pkpass_for_key,
@@ -65,12 +68,14 @@ async def post_pass(request: web.Request, principal: Principal, body: s.PassIn) 
         customer_id=wallet_pass.customer_id,
         add_url=issued.add_url,
         apple=s.ApplePassOut(pkpass_url=issued.pkpass_url),
-        google=s.GooglePassOut(save_url=None),
+        google=s.GooglePassOut(save_url=issued.google_save_url),
     )
     return json_response(out, 201 if issued.created else 200)
 
 
-def pass_out(wallet_pass: WalletPass, apple_installs: int = 0) -> s.PassOut:
+def pass_out(
+    wallet_pass: WalletPass, apple_installs: int = 0, google: GoogleStatus | None = None
+) -> s.PassOut:
     """Return the API view of a pass."""
     coupon = wallet_pass.coupon
     return s.PassOut(
@@ -89,10 +94,18 @@ def pass_out(wallet_pass: WalletPass, apple_installs: int = 0) -> s.PassOut:
         if coupon
         else None,
         version=wallet_pass.version,
-        installs=s.InstallsOut(apple=apple_installs, google=0),
+        installs=s.InstallsOut(apple=apple_installs, google=google.installs if google else 0),
         last_updated=wallet_pass.last_changed_at,
         created_at=wallet_pass.created_at,
+        google=s.GoogleStateOut(state=google.state.value, error=google.error, field=google.field)
+        if google
+        else None,
     )
+
+
+async def _pass_view(ctx: ServiceContext, wallet_pass: WalletPass) -> s.PassOut:
+    serial = wallet_pass.serial
+    return pass_out(wallet_pass, await pass_installs(ctx, serial), await google_status(ctx, serial))
 
 
 @router.route(
@@ -105,7 +118,7 @@ def pass_out(wallet_pass: WalletPass, apple_installs: int = 0) -> s.PassOut:
 async def get_pass_state(request: web.Request, principal: Principal) -> web.Response:
     ctx = request.app[CONTAINER].ctx
     wallet_pass = await get_pass(ctx, principal, request.match_info["serial"])
-    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
+    return json_response(await _pass_view(ctx, wallet_pass))
 
 
 @router.route(
@@ -130,7 +143,7 @@ async def patch_pass(
         },
     )
     wallet_pass = await change_coupon(ctx, principal, request.match_info["serial"], change)
-    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
+    return json_response(await _pass_view(ctx, wallet_pass))
 
 
 @router.route(
@@ -144,7 +157,7 @@ async def patch_pass(
 async def post_void(request: web.Request, principal: Principal, body: ps.VoidIn) -> web.Response:
     ctx = request.app[CONTAINER].ctx
     wallet_pass = await void_pass(ctx, principal, request.match_info["serial"], body.reason)
-    return json_response(pass_out(wallet_pass, await pass_installs(ctx, wallet_pass.serial)))
+    return json_response(await _pass_view(ctx, wallet_pass))
 
 
 @router.route(

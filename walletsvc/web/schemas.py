@@ -351,6 +351,12 @@ class InstallsOut(Out):
     google: int
 
 
+class GoogleStateOut(Out):
+    state: str = Field(description="pending, synced or error")
+    error: str | None = Field(description="Google's message when it refused the object")
+    field: str | None = Field(description="the field Google blamed, when it said")
+
+
 class PassOut(Out):
     serial: str
     program: str
@@ -363,6 +369,9 @@ class PassOut(Out):
     installs: InstallsOut
     last_updated: datetime | None
     created_at: datetime | None
+    google: GoogleStateOut | None = Field(
+        default=None, description="the Google Wallet object; null when the program has none"
+    )
 
 
 class HealthOut(Out):
