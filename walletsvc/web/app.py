@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from walletsvc.bootstrap import Container
+from walletsvc.bootstrap import Container, open_event_relay
 from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
@@ -23,7 +23,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     scan_api,
 )
 from walletsvc.web.api import router
-from walletsvc.web.keys import CONTAINER
+from walletsvc.web.keys import CONTAINER, EVENT_RELAY
 from walletsvc.web.middleware import problem_details, request_context
 
 
@@ -37,6 +37,8 @@ def create_app(container: Container) -> web.Application:
     if container.push_sender is not None:
         app.cleanup_ctx.append(push_worker)
     app.cleanup_ctx.append(webhook_worker)
+    app[EVENT_RELAY] = []
+    app.cleanup_ctx.append(event_relay)
     router.install(app)
     health.describe(app)
     return app
@@ -60,3 +62,22 @@ async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await task
+
+
+async def event_relay(app: web.Application) -> AsyncIterator[None]:
+    """Open the event sinks; relay events while the app runs unless `[events] relay = "off"`."""
+    container = app[CONTAINER]
+    relay = await open_event_relay(container)
+    if relay is None:
+        yield
+        return
+    app[EVENT_RELAY].append(relay)
+    stop = asyncio.Event()
+    task = None
+    if container.settings.events.relay == "in-process":
+        task = asyncio.create_task(relay.run(stop))
+    yield
+    stop.set()
+    if task is not None:
+        await task
+    await relay.close()
