@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import ADMIN_KEY, CERTS, PUBLIC_URL, SECRET_KEY
-from tests.fakes.webhook_receiver import SECRET, SECRET_KEY as HOOK_KEY, WebhookReceiver
+from tests.fakes.webhook_receiver import SECRET, WebhookReceiver
+from tests.fakes.webhook_receiver import SECRET_KEY as HOOK_KEY
 from tests.helpers import issue_loyalty
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.event_delivery import SinkRoute
