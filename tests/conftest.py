@@ -161,3 +161,14 @@ async def jetstream() -> AsyncIterator[Any]:
         except NotFoundError:
             pass
         await nc.close()
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Any]) -> Any:
+    """A local webhook endpoint for events (tests/fakes/webhook_receiver.py); `.url` posts to it."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    hook = WebhookReceiver()
+    server = await aiohttp_server(hook.app())
+    hook.url = str(server.make_url("/hook"))
+    return hook

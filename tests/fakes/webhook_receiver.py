@@ -43,6 +43,7 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)  # accepted (2xx) deliveries
     attempts: Counter[str] = field(default_factory=Counter)  # every request, by mode answered
     bad_signatures: int = 0
+    url: str = ""  # set once it listens
 
     def app(self) -> web.Application:
         app = web.Application()

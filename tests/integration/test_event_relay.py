@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import ADMIN_KEY, CERTS, PUBLIC_URL, SECRET_KEY
-from tests.fakes.webhook_receiver import SECRET, WebhookReceiver
+from tests.fakes.webhook_receiver import SECRET
 from tests.fakes.webhook_receiver import SECRET_KEY as HOOK_KEY
 from tests.helpers import issue_loyalty
 from walletsvc.domain.event import DomainEvent, EventType
@@ -37,14 +36,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Any]) -> Any:
-    hook = WebhookReceiver()
-    server = await aiohttp_server(hook.app())
-    hook.url = str(server.make_url("/hook"))  # type: ignore[attr-defined]
-    return hook
 
 
 @pytest.fixture
