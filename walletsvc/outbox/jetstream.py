@@ -82,15 +82,18 @@ class JetStreamEventSink:
             try:
                 futures.append(
                     await js.publish_async(
-                        self.subject(event.type),
-                        event.body,
-                        headers={"Nats-Msg-Id": event.id},
-                        wait_stall=self._timeout_s,
+                        self.subject(event.type), event.body, headers={"Nats-Msg-Id": event.id}
                     )
                 )
             except Exception as exc:  # the connection dropped between two publishes
                 futures.append(exc)
-        return [await self._acked(future) for future in futures]
+        waiting = [f for f in futures if isinstance(f, asyncio.Future)]
+        if waiting:
+            # One deadline for the whole batch: acks stream back in about one round trip.
+            _, late = await asyncio.wait(waiting, timeout=self._timeout_s)
+            for future in late:
+                future.cancel()  # an ack after this counts as a retry; the stream dedupes
+        return [_reply(future) for future in futures]
 
     def check(self) -> str:
         """Return "ok" when connected and the stream is there."""
@@ -109,17 +112,6 @@ class JetStreamEventSink:
                 await self._nc.close()
             except Exception:  # closing a broken connection may fail; it is closed either way
                 log.debug("events.nats.close_failed", sink=self._route.name)
-
-    async def _acked(self, future: asyncio.Future[Any] | BaseException) -> DeliveryReply:
-        if isinstance(future, BaseException):
-            return DeliveryReply(DeliveryOutcome.RETRY, type(future).__name__)
-        try:
-            await asyncio.wait_for(future, self._timeout_s)
-        except TimeoutError:
-            return DeliveryReply(DeliveryOutcome.RETRY, "timeout")
-        except Exception as exc:  # an API error from the server (no stream, limits...)
-            return DeliveryReply(DeliveryOutcome.RETRY, type(exc).__name__)
-        return DeliveryReply(DeliveryOutcome.DELIVERED, "ack")
 
     async def _connect(self) -> None:
         # nats.connect keeps trying (max_reconnect_attempts=-1) until the server answers;
@@ -176,3 +168,14 @@ class JetStreamEventSink:
 
     async def _on_reconnected(self) -> None:
         log.info("events.nats.reconnected", sink=self._route.name)
+
+
+def _reply(future: asyncio.Future[Any] | BaseException) -> DeliveryReply:
+    if isinstance(future, BaseException):
+        return DeliveryReply(DeliveryOutcome.RETRY, type(future).__name__)
+    if future.cancelled():
+        return DeliveryReply(DeliveryOutcome.RETRY, "timeout")
+    error = future.exception()
+    if error is not None:  # an API error from the server (no stream, limits...)
+        return DeliveryReply(DeliveryOutcome.RETRY, type(error).__name__)
+    return DeliveryReply(DeliveryOutcome.DELIVERED, "ack")

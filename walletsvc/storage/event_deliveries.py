@@ -114,34 +114,53 @@ class SqlEventDeliveryStore:
         async with self._engine.begin() as conn:
             if await self._held(conn, sink, now):
                 return []
-            d = _deliveries.alias("d")
-            earlier = _deliveries.alias("earlier")
-            blocked = (
-                select(earlier.c.seq)
-                .where(
-                    earlier.c.sink == d.c.sink,
-                    earlier.c.partition_key == d.c.partition_key,
-                    earlier.c.seq < d.c.seq,
-                    earlier.c.state == PENDING,
+            # The head of each customer's queue is its lowest pending seq; only heads are
+            # claimable. One window pass over the sink's pending rows finds them whatever
+            # the planner believes about this table, which fills and empties fast and so
+            # often has stale statistics: joins and a correlated NOT EXISTS here turned
+            # into quadratic nested loops on them.
+            ranked = (
+                select(
+                    _deliveries.c.seq,
+                    _deliveries.c.next_attempt_at,
+                    _deliveries.c.leased_until,
+                    func.row_number()
+                    .over(partition_by=_deliveries.c.partition_key, order_by=_deliveries.c.seq)
+                    .label("place"),
                 )
-                .exists()
+                .where(_deliveries.c.sink == sink, _deliveries.c.state == PENDING)
+                .subquery("ranked")
             )
+            heads = list(
+                (
+                    await conn.execute(
+                        select(ranked.c.seq)
+                        .where(
+                            ranked.c.place == 1,
+                            ranked.c.next_attempt_at <= now,
+                            or_(ranked.c.leased_until.is_(None), ranked.c.leased_until < now),
+                        )
+                        .order_by(ranked.c.seq)
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+            if not heads:
+                return []
+            # Lock them; rows another relay claimed or settled meanwhile are skipped, or
+            # fail the re-checked conditions, and stay theirs.
+            free = or_(_deliveries.c.leased_until.is_(None), _deliveries.c.leased_until < now)
             candidates = (
-                select(d.c.seq)
+                select(_deliveries.c.seq)
                 .where(
-                    d.c.sink == sink,
-                    d.c.state == PENDING,
-                    d.c.next_attempt_at <= now,
-                    or_(d.c.leased_until.is_(None), d.c.leased_until < now),
-                    ~blocked,
+                    _deliveries.c.sink == sink,
+                    _deliveries.c.seq.in_(heads),
+                    _deliveries.c.state == PENDING,
+                    free,
                 )
-                .order_by(d.c.seq)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=d)
+                .with_for_update(skip_locked=True)
             )
             seqs = list((await conn.execute(candidates)).scalars())
-            if not seqs:
-                return []
             lease_id = uuid.uuid4().hex
             await conn.execute(
                 update(_deliveries)
@@ -206,10 +225,16 @@ class SqlEventDeliveryStore:
             _deliveries.c.lease_id == bindparam("b_lease"),
         )
         async with self._engine.begin() as conn:
-            if delivered:
+            by_lease: dict[str, list[int]] = {}
+            for done in delivered:
+                by_lease.setdefault(done.lease_id, []).append(done.event.seq)
+            for lease_id, seqs in by_lease.items():  # one claim, one lease: one statement
                 await conn.execute(
-                    delete(_deliveries).where(mine),
-                    [{"b_seq": d.event.seq, "b_lease": d.lease_id} for d in delivered],
+                    delete(_deliveries).where(
+                        _deliveries.c.sink == sink,
+                        _deliveries.c.lease_id == lease_id,
+                        _deliveries.c.seq.in_(seqs),
+                    )
                 )
             if retries:
                 await conn.execute(
