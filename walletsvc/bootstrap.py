@@ -384,6 +384,7 @@ def event_relay_policy(settings: Settings) -> RelayPolicy:
     events = settings.events
     return RelayPolicy(
         batch=events.batch,
+        workers=events.workers,
         lease=timedelta(seconds=events.lease_s),
         first_retry=timedelta(seconds=events.first_retry_s),
         max_retry=timedelta(seconds=max(events.max_retry_s, events.first_retry_s)),

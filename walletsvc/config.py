@@ -119,6 +119,7 @@ class EventsSettings(BaseModel):
     source: str = ""  # the CloudEvents source; default: the public URL
     horizon_days: float = Field(default=3.0, gt=0, le=60)  # then a failing delivery is dead
     batch: int = Field(default=200, ge=1, le=10_000)
+    workers: int = Field(default=2, ge=1, le=32)  # rounds in flight per sink
     lease_s: float = Field(default=60.0, gt=0, le=3600)
     first_retry_s: float = Field(default=2.0, gt=0, le=3600)
     max_retry_s: float = Field(default=3600.0, gt=0, le=86_400)

@@ -38,6 +38,10 @@ class RelayPolicy:
     """How the relay batches, leases, backs off and gives up."""
 
     batch: int = 200
+    # Rounds in flight per sink: one claims and settles while another waits on the
+    # network. Safe for order: a customer's next event is claimable only once the one
+    # before it is settled.
+    workers: int = 2
     fan_out_batch: int = 1000
     lease: timedelta = timedelta(seconds=60)
     first_retry: timedelta = timedelta(seconds=2)
@@ -74,7 +78,7 @@ class EventRelay:
         self.policy = policy or RelayPolicy()
         self._clock = clock
         self._on_close = list(on_close)
-        self._wake = {name: asyncio.Event() for name in names}
+        self._wake: list[asyncio.Event] = []
         self._started = False
 
     @property
@@ -103,7 +107,9 @@ class EventRelay:
         """Fan out and deliver until `stop` is set."""
         if not self._started:
             await self.start()
-        loops = [self._fan_out_loop(stop)] + [self._sink_loop(sink, stop) for sink in self.sinks]
+        loops = [self._fan_out_loop(stop)] + [
+            self._sink_loop(sink, stop) for sink in self.sinks for _ in range(self.policy.workers)
+        ]
         await asyncio.gather(*loops)
 
     async def close(self) -> None:
@@ -117,7 +123,7 @@ class EventRelay:
         """Make the deliveries of one batch of committed events; return how many events."""
         count = await self.store.fan_out(self.routes, self._clock(), self.policy.fan_out_batch)
         if count:
-            for wake in self._wake.values():
+            for wake in self._wake:
                 wake.set()
         return count
 
@@ -228,8 +234,10 @@ class EventRelay:
 
     async def _sink_loop(self, sink: EventSink, stop: asyncio.Event) -> None:
         name = sink.route.name
+        wake = asyncio.Event()
+        self._wake.append(wake)
         while not stop.is_set():
-            self._wake[name].clear()
+            wake.clear()
             handled = 0
             # A sink known to be unreachable (NATS down) is not claimed from: its deliveries
             # keep their attempts and cannot turn dead while it is down.
@@ -239,7 +247,7 @@ class EventRelay:
                 except Exception:
                     log.exception("events.round.failed", sink=name)
             if handled < self.policy.batch:
-                await _wait(stop, self._wake[name], self.policy.idle_wait_s)
+                await _wait(stop, wake, self.policy.idle_wait_s)
 
 
 async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -68,46 +68,47 @@ class SqlEventDeliveryStore:
                 )
                 if not locked:
                     return 0  # another relay is fanning out right now
-            rows = (
-                await conn.execute(
-                    select(_outbox.c.seq, _outbox.c.type, _outbox.c.partition_key)
-                    .where(_outbox.c.distributed_at.is_(None))
-                    .order_by(_outbox.c.seq)
-                    .limit(limit)
-                )
-            ).all()
-            if not rows:
+            seqs = list(
+                (
+                    await conn.execute(
+                        select(_outbox.c.seq)
+                        .where(_outbox.c.distributed_at.is_(None))
+                        .order_by(_outbox.c.seq)
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+            if not seqs:
                 return 0
             gone = set(
                 (
                     await conn.execute(select(_sinks.c.name).where(_sinks.c.gone_at.is_not(None)))
                 ).scalars()
             )
-            values = [
-                {
-                    "sink": route.name,
-                    "seq": row.seq,
-                    "partition_key": row.partition_key,
-                    # A gone sink's events are kept as dead letters, for a replay once revived.
-                    "state": DEAD if route.name in gone else PENDING,
-                    "attempts": 0,
-                    "queued_at": now,
-                    "next_attempt_at": now,
-                    "last_error": "sink gone" if route.name in gone else None,
-                    "dead_at": now if route.name in gone else None,
-                }
-                for row in rows
-                for route in routes
-                if route.wants(row.type)
-            ]
-            if values:
-                await conn.execute(insert(_deliveries), values)
+            for route in routes:
+                # Copied inside the database, and by the seqs read above only: a row that
+                # commits meanwhile is left for the next fan-out, for every sink alike.
+                dead = route.name in gone  # a gone sink's events wait as dead letters
+                rows = select(
+                    literal(route.name),
+                    _outbox.c.seq,
+                    _outbox.c.partition_key,
+                    literal(DEAD if dead else PENDING),
+                    literal(0),
+                    literal(now, _deliveries.c.queued_at.type),
+                    literal(now, _deliveries.c.next_attempt_at.type),
+                    literal("sink gone" if dead else None, _deliveries.c.last_error.type),
+                    literal(now if dead else None, _deliveries.c.dead_at.type),
+                ).where(_outbox.c.seq.in_(seqs))
+                if route.types:
+                    rows = rows.where(_outbox.c.type.in_(sorted(route.types)))
+                columns = ["sink", "seq", "partition_key", "state", "attempts", "queued_at"]
+                columns += ["next_attempt_at", "last_error", "dead_at"]
+                await conn.execute(insert(_deliveries).from_select(columns, rows))
             await conn.execute(
-                update(_outbox)
-                .where(_outbox.c.seq.in_([row.seq for row in rows]))
-                .values(distributed_at=now)
+                update(_outbox).where(_outbox.c.seq.in_(seqs)).values(distributed_at=now)
             )
-            return len(rows)
+            return len(seqs)
 
     async def claim(self, sink: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
         """Lease due deliveries, at most one per partition key and none behind an earlier one."""

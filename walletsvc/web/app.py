@@ -75,6 +75,7 @@ async def event_relay(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = None
     if container.settings.events.relay == "in-process":
+        await relay.start()  # before the first request, so /readyz reports the live sinks
         task = asyncio.create_task(relay.run(stop))
     yield
     stop.set()
