@@ -142,7 +142,9 @@ class SqlEventDeliveryStore:
                             or_(ranked.c.leased_until.is_(None), ranked.c.leased_until < now),
                         )
                         .order_by(ranked.c.seq)
-                        .limit(limit)
+                        # More than one batch: a relay claiming beside this one has the
+                        # first heads locked, and this claim should find the next ones.
+                        .limit(limit * 4)
                     )
                 ).scalars()
             )
@@ -159,6 +161,8 @@ class SqlEventDeliveryStore:
                     _deliveries.c.state == PENDING,
                     free,
                 )
+                .order_by(_deliveries.c.seq)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             seqs = list((await conn.execute(candidates)).scalars())
