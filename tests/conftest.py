@@ -130,3 +130,47 @@ async def client(container: Container, aiohttp_client: Callable[..., Any]) -> Te
 def admin() -> dict[str, str]:
     """Headers of the bootstrap admin key."""
     return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+NATS_URL = os.environ.get("WALLETSVC_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture
+async def jetstream() -> AsyncIterator[Any]:
+    """A client of the real NATS JetStream, and a stream name and subject prefix of this test.
+
+    Fails (never skips) when NATS is down: `.ci/run` starts it. The test's stream is
+    deleted afterwards; the server is shared, so nothing else is touched.
+    """
+    import uuid
+
+    import nats
+
+    try:
+        nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
+    except Exception as exc:
+        pytest.fail(f"NATS with JetStream must run at {NATS_URL} ({exc!r}); .ci/run starts it")
+    tag = uuid.uuid4().hex[:10]
+    js = nc.jetstream()
+    names = {"stream": f"WALLETSVC_TEST_{tag}", "prefix": f"test.{tag}.events", "js": js}
+    try:
+        yield names
+    finally:
+        from nats.js.errors import NotFoundError
+
+        try:
+            await js.delete_stream(names["stream"])
+        except NotFoundError:
+            pass
+        await nc.close()
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Any]) -> Any:
+    """A local webhook endpoint for events (tests/fakes/webhook_receiver.py); `.url` posts to it."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    hook = WebhookReceiver()
+    server = await aiohttp_server(hook.app())
+    hook.url = str(server.make_url("/hook"))
+    return hook

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import structlog
 from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +32,8 @@ from walletsvc.apple.wallet import ApplePassSigner
 from walletsvc.config import Settings
 from walletsvc.domain.barcode import BarcodeKeyRing
 from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.event import EventType
+from walletsvc.domain.event_delivery import SinkRoute
 from walletsvc.domain.geofence import GeofencePolicy
 from walletsvc.domain.program import AppleDesign, Program, Tier
 from walletsvc.google.callback import CallbackVerifier, RootKeyFile
@@ -40,12 +43,18 @@ from walletsvc.google.rest import RetryPolicy, WalletObjectsClient
 from walletsvc.google.service_account import AccessTokens, ServiceAccount
 from walletsvc.google.wallet import GoogleWalletObjects
 from walletsvc.intake.radar import RadarPolicy, RadarWebhook
+from walletsvc.outbox.jetstream import JetStreamEventSink
+from walletsvc.outbox.relay import EventRelay, RelayPolicy
+from walletsvc.outbox.signer import secret_key
+from walletsvc.outbox.webhook import WebhookEventSink
 from walletsvc.services.api_keys import bootstrap_principal
 from walletsvc.services.context import ServiceContext
+from walletsvc.services.event_delivery import EventSink
 from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
 from walletsvc.storage.database import create_engine, session_factory
+from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
 from walletsvc.storage.migrate import upgrade
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -74,6 +83,8 @@ class Container:
     google_sync: bool = False
     # None while no callback root keys are configured: /google/callback answers 404.
     google_callbacks: CallbackVerifier | None = None
+    # Deliveries of outbox events to the sinks (open_event_relay makes the relay itself).
+    event_store: SqlEventDeliveryStore | None = None
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""
@@ -94,6 +105,7 @@ def build_container(settings: Settings) -> Container:
     dev_files: dict[str, Path] = {}
     if settings.development:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_event_settings(settings)
     secret_keys = _secret_keys(settings, dev_files)
     admin_key = _admin_key(settings, dev_files)
     identity = _apple_identity(settings, dev_files)
@@ -144,6 +156,7 @@ def build_container(settings: Settings) -> Container:
         radar=_radar(settings),
         google_sync=_google_enabled(settings) and ctx.google is not None,
         google_callbacks=_google_callbacks(settings),
+        event_store=SqlEventDeliveryStore(engine),
     )
 
 
@@ -426,4 +439,87 @@ def _apple_identity(settings: Settings, dev_files: dict[str, Path]) -> SigningId
         wwdr=material.ca_certificate,
         certificate=material.certificate,
         private_key=material.private_key,
+    )
+
+
+def check_event_settings(settings: Settings) -> None:
+    """Refuse event sinks with unknown types or unreadable secrets before anything starts."""
+    known = {value for name, value in vars(EventType).items() if name.isupper()}
+    events = settings.events
+    filters = [(hook.name, hook.types) for hook in events.webhooks]
+    filters.append((events.nats.name, events.nats.types))
+    for name, types in filters:
+        unknown = sorted(set(types) - known)
+        if unknown:
+            raise ConfigurationError(f"event sink {name}: unknown event types {unknown}")
+    for hook in events.webhooks:
+        for secret in (hook.secret, hook.previous_secret):
+            if secret is not None:
+                try:
+                    secret_key(secret.get_secret_value())
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"event sink {hook.name}: {exc.detail}") from None
+
+
+def event_relay_policy(settings: Settings) -> RelayPolicy:
+    """Return the relay's timings from [events]."""
+    events = settings.events
+    return RelayPolicy(
+        batch=events.batch,
+        workers=events.workers,
+        lease=timedelta(seconds=events.lease_s),
+        first_retry=timedelta(seconds=events.first_retry_s),
+        max_retry=timedelta(seconds=max(events.max_retry_s, events.first_retry_s)),
+        horizon=timedelta(days=events.horizon_days),
+        idle_wait_s=events.idle_wait_s,
+    )
+
+
+async def open_event_relay(container: Container) -> EventRelay | None:
+    """Make the sinks and their outbound clients (in the running loop); None without sinks."""
+    settings = container.settings
+    events = settings.events
+    check_event_settings(settings)
+    assert container.event_store is not None
+    sinks: list[EventSink] = []
+    closers = []
+    if events.webhooks:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=sum(h.concurrency for h in events.webhooks)),
+            headers={"User-Agent": "walletsvc-events/1"},
+        )
+        closers.append(session.close)
+        for hook in events.webhooks:
+            secrets_ = [s for s in (hook.secret, hook.previous_secret) if s is not None]
+            sinks.append(
+                WebhookEventSink(
+                    SinkRoute(hook.name, frozenset(hook.types)),
+                    hook.url,
+                    [secret_key(s.get_secret_value()) for s in secrets_],
+                    session,
+                    timeout_s=hook.timeout_s,
+                    concurrency=hook.concurrency,
+                )
+            )
+    nats = events.nats
+    if nats.url:
+        sinks.append(
+            JetStreamEventSink(
+                SinkRoute(nats.name, frozenset(nats.types)),
+                nats.url,
+                stream=nats.stream,
+                subject_prefix=nats.subject_prefix,
+                duplicate_window_s=nats.duplicate_window_s,
+                timeout_s=nats.timeout_s,
+                reconnect_wait_s=nats.reconnect_wait_s,
+            )
+        )
+    if not sinks:
+        return None
+    return EventRelay(
+        container.event_store,
+        sinks,
+        source=events.source or settings.effective_public_url,
+        policy=event_relay_policy(settings),
+        on_close=closers,
     )

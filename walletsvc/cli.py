@@ -1,14 +1,16 @@
-"""`walletsvc serve | migrate | loyalty review | passes refresh | verify-pass`: the command line."""
+"""The command line: serve, migrate, relay, events, loyalty, passes, verify-pass."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -18,13 +20,19 @@ from sqlalchemy.engine import make_url
 
 from walletsvc.apple.credentials import CredentialError
 from walletsvc.apple.verify import load_ca_file, read_bundle, render_text, verify_pkpass
-from walletsvc.bootstrap import Container, build_container, prepare_database
+from walletsvc.bootstrap import (
+    Container,
+    build_container,
+    open_event_relay,
+    prepare_database,
+    utc_now,
+)
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
 from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.services.pass_changes import refresh_program_passes
-from walletsvc.storage.migrate import upgrade
+from walletsvc.storage.migrate import pending, upgrade
 from walletsvc.web.app import create_app
 
 log = structlog.get_logger("walletsvc.cli")
@@ -52,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "refresh", help="re-render every pass of a program now and push the changed ones"
     )
     refresh.add_argument("--program", required=True)
+    commands.add_parser(
+        "relay",
+        help="relay outbox events to the sinks, as a process of its own",
+        description="Deliver outbox events to the configured sinks until SIGTERM. Any number "
+        "may run beside each other and beside `serve`; see docs/events.md.",
+    )
+    _add_events_commands(commands)
     verify = commands.add_parser(
         "verify-pass",
         help="check a .pkpass offline as a device would (needs no settings)",
@@ -95,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_loyalty_review(container, args.program))
     if args.command == "passes":
         return asyncio.run(_refresh_passes(container, args.program))
+    if args.command == "relay":
+        return asyncio.run(_relay(container))
+    if args.command == "events":
+        return asyncio.run(_events(container, args))
     web.run_app(
         _serve(container),
         host=settings.host,
@@ -155,6 +174,102 @@ async def _refresh_passes(container: Container, program: str) -> int:
         await container.close()
     print(json.dumps({"program": program, "passes_changed": changed}))
     return 0
+
+
+def _add_events_commands(commands: Any) -> None:
+    events = commands.add_parser("events", help="event delivery: status, dead letters, replay")
+    actions = events.add_subparsers(dest="events_command", required=True)
+    actions.add_parser("status", help="each sink: owed and dead deliveries, paused or gone")
+    dead = actions.add_parser("dead", help="list dead letters, oldest event first")
+    dead.add_argument("--sink", help="only this sink")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = actions.add_parser("replay", help="send dead letters again")
+    replay.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    replay.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
+    replay.add_argument("--sink", help="only this sink")
+    revive = actions.add_parser("revive", help="let a sink stopped by 410 Gone take events")
+    revive.add_argument("sink")
+
+
+async def _relay(container: Container) -> int:
+    try:
+        if await pending(container.engine):
+            print("walletsvc relay: run `walletsvc migrate` first", file=sys.stderr)
+            return 2
+        relay = await open_event_relay(container)
+        if relay is None:
+            print("walletsvc relay: no event sinks configured ([events])", file=sys.stderr)
+            return 2
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info("relay.started", sinks=[route.name for route in relay.routes])
+        try:
+            await relay.run(stop)
+        finally:
+            await relay.close()
+        log.info("relay.stopped")
+        return 0
+    finally:
+        await container.close()
+
+
+async def _events(container: Container, args: argparse.Namespace) -> int:
+    store = container.event_store
+    assert store is not None
+    events = container.settings.events
+    names = [hook.name for hook in events.webhooks] + (
+        [events.nats.name] if events.nats.url else []
+    )
+    now = utc_now()
+    try:
+        if args.events_command == "status":
+            for state in await store.states(names):
+                line = f"{state.name}: pending {state.pending}, dead {state.dead}"
+                if state.gone_at is not None:
+                    line += f", GONE since {state.gone_at.isoformat()} ({state.gone_reason})"
+                elif state.paused_until is not None and state.paused_until > now:
+                    line += f", paused until {state.paused_until.isoformat()}"
+                print(line)
+        elif args.events_command == "dead":
+            for letter in await store.dead_letters(args.sink, args.limit):
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                **asdict(letter),
+                                "queued_at": letter.queued_at.isoformat(),
+                                "dead_at": letter.dead_at.isoformat() if letter.dead_at else None,
+                            }
+                        )
+                    )
+                else:
+                    print(
+                        f"{letter.event_id}  {letter.sink}  {letter.type}  attempts "
+                        f"{letter.attempts}  {letter.last_error or ''}"
+                    )
+        elif args.events_command == "replay":
+            if bool(args.event_ids) == bool(args.all):
+                print("walletsvc events replay: name event ids or --all", file=sys.stderr)
+                return 2
+            count = await store.replay(None if args.all else args.event_ids, args.sink, now)
+            print(f"{count} dead letter(s) owed again")
+            gone = [s.name for s in await store.states(names) if s.gone_at is not None]
+            if gone:
+                print(f"note: gone sinks take nothing until revived: {', '.join(gone)}")
+        elif args.events_command == "revive":
+            if not await store.revive(args.sink, now):
+                print(f"sink {args.sink} was not gone")
+            else:
+                print(
+                    f"sink {args.sink} takes events again; replay its dead letters with "
+                    f"`walletsvc events replay --all --sink {args.sink}`"
+                )
+        return 0
+    finally:
+        await container.close()
 
 
 async def _serve(container: Container) -> web.Application:

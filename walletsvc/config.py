@@ -107,6 +107,64 @@ class GeofenceSettings(BaseModel):
     radar_store_tag: str | None = None  # only geofences with this tag are stores, if set
 
 
+class WebhookSinkSettings(BaseModel):
+    """One HTTP endpoint that receives events, signed Standard Webhooks style."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # in logs, metrics and the CLI
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr  # whsec_ + base64 of 24-64 random bytes
+    previous_secret: SecretStr | None = None  # also signed with while the receiver rotates
+    types: list[str] = Field(default_factory=list)  # event types it takes; empty: all
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    concurrency: int = Field(default=16, ge=1, le=1000)
+
+
+class NatsSinkSettings(BaseModel):
+    """NATS JetStream: events on `<subject_prefix>.<type>`, deduplicated by event id."""
+
+    url: str | None = None  # nats://host:4222; unset: no NATS sink
+    name: str = Field(default="nats", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    stream: str = Field(default="WALLETSVC_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject_prefix: str = Field(
+        default="walletsvc.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+    # Redeliveries of one event within this window are dropped by the stream. Keep it
+    # longer than the relay's lease so a crashed relay's resends are caught.
+    duplicate_window_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    types: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=5.0, gt=0, le=300)
+    reconnect_wait_s: float = Field(default=1.0, gt=0, le=300)
+
+
+class EventsSettings(BaseModel):
+    """Events out: the relay and its sinks (docs/events.md)."""
+
+    # in-process: every `walletsvc serve` runs a relay; off: run `walletsvc relay` apart.
+    relay: Literal["in-process", "off"] = "in-process"
+    source: str = ""  # the CloudEvents source; default: the public URL
+    horizon_days: float = Field(default=3.0, gt=0, le=60)  # then a failing delivery is dead
+    batch: int = Field(default=200, ge=1, le=10_000)
+    workers: int = Field(default=2, ge=1, le=32)  # rounds in flight per sink
+    lease_s: float = Field(default=60.0, gt=0, le=3600)
+    first_retry_s: float = Field(default=2.0, gt=0, le=3600)
+    max_retry_s: float = Field(default=3600.0, gt=0, le=86_400)
+    idle_wait_s: float = Field(default=0.5, gt=0, le=60)
+    # /readyz answers 503 when a sink is unreachable only if this is set: the outbox
+    # keeps events while a sink is down, so by default the API stays in service.
+    ready_requires_sinks: bool = False
+    webhooks: list[WebhookSinkSettings] = Field(default_factory=list)
+    nats: NatsSinkSettings = Field(default_factory=NatsSinkSettings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EventsSettings:
+        names = [hook.name for hook in self.webhooks]
+        if self.nats.url:
+            names.append(self.nats.name)
+        if len(set(names)) != len(names):
+            raise ValueError(f"event sink names must differ: {names}")
+        return self
+
+
 class DemoSettings(BaseModel):
     """The `demo` program created on first start in development."""
 
@@ -154,6 +212,7 @@ class Settings(BaseSettings):
     geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @classmethod
     def settings_customise_sources(

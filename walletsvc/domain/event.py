@@ -1,7 +1,7 @@
 """In-store and wallet events, as facts that happened.
 
 Each event becomes one outbox row in the same transaction as the change that caused
-it; the relay (planned, walletsvc/outbox/) turns rows into CloudEvents 1.0.
+it; the relay (walletsvc/outbox/) turns rows into CloudEvents 1.0 for each sink.
 Types are reverse-DNS and versioned: a consumer can rely on a type's data shape
 until the version changes.
 """

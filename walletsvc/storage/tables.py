@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    text,
+)
 from sqlalchemy import UniqueConstraint as Unique
 from sqlmodel import Field, SQLModel
 
@@ -284,7 +294,16 @@ class OutboxRow(SQLModel, table=True):
     """An event waiting for the relay; written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_partition_seq", "partition_key", "seq"),)
+    __table_args__ = (
+        Index("ix_outbox_partition_seq", "partition_key", "seq"),
+        # The relay's fan-out looks only at rows not yet handed to the sinks.
+        Index(
+            "ix_outbox_undistributed",
+            "seq",
+            postgresql_where=text("distributed_at IS NULL"),
+            sqlite_where=text("distributed_at IS NULL"),
+        ),
+    )
 
     seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     event_id: str = Field(unique=True, max_length=36)
@@ -294,6 +313,51 @@ class OutboxRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=_utc())
     recorded_at: datetime = Field(sa_column=_utc())
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Set when the relay made this event's deliveries (one per sink that takes its type).
+    distributed_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+
+
+class EventDeliveryRow(SQLModel, table=True):
+    """One event owed to one sink: the relay's progress, per sink and per event.
+
+    Per-event state rather than a "last delivered seq" cursor per sink: on PostgreSQL
+    `outbox.seq` is taken at INSERT, not at commit, so a cursor would step over a row
+    that commits after a higher one was delivered. A delivery row exists from the
+    moment the fan-out saw its event committed, and goes away only when delivered.
+    """
+
+    __tablename__ = "outbox_deliveries"
+    __table_args__ = (
+        Index("ix_outbox_deliveries_due", "sink", "state", "next_attempt_at"),
+        # "Is an earlier event of this customer still owed to this sink?"
+        Index("ix_outbox_deliveries_partition", "sink", "partition_key", "seq"),
+    )
+
+    sink: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(
+        sa_column=Column(BigId, ForeignKey("outbox.seq"), primary_key=True, autoincrement=False)
+    )
+    partition_key: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # pending or dead; delivered rows are deleted
+    attempts: int = 0
+    queued_at: datetime = Field(sa_column=_utc())
+    next_attempt_at: datetime = Field(sa_column=_utc())
+    lease_id: str | None = Field(default=None, max_length=32)
+    leased_until: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    last_error: str | None = Field(default=None, max_length=200)
+    dead_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+
+
+class EventSinkRow(SQLModel, table=True):
+    """What all relay processes must agree on about a sink: paused by a 429, gone by a 410."""
+
+    __tablename__ = "event_sinks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    paused_until: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    gone_at: datetime | None = Field(default=None, sa_column=_utc_nullable())
+    gone_reason: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = Field(sa_column=_utc())
 
 
 class StoreVisitRow(SQLModel, table=True):

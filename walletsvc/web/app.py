@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from walletsvc.bootstrap import Container
+from walletsvc.bootstrap import Container, open_event_relay
 from walletsvc.services.google_sync import run_google_worker
 from walletsvc.services.loyalty_review import run_loyalty_reviews
 from walletsvc.services.pos_webhooks import run_webhook_worker
@@ -28,7 +28,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     scan_api,
 )
 from walletsvc.web.api import router
-from walletsvc.web.keys import CONTAINER
+from walletsvc.web.keys import CONTAINER, EVENT_RELAY
 from walletsvc.web.middleware import problem_details, request_context
 
 
@@ -47,6 +47,8 @@ def create_app(container: Container) -> web.Application:
         app.cleanup_ctx.append(loyalty_reviewer)
     if container.google_sync:
         app.cleanup_ctx.append(google_worker)
+    app[EVENT_RELAY] = []
+    app.cleanup_ctx.append(event_relay)
     router.install(app)
     health.describe(app)
     return app
@@ -101,3 +103,23 @@ async def google_worker(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await task
+
+
+async def event_relay(app: web.Application) -> AsyncIterator[None]:
+    """Open the event sinks; relay events while the app runs unless `[events] relay = "off"`."""
+    container = app[CONTAINER]
+    relay = await open_event_relay(container)
+    if relay is None:
+        yield
+        return
+    app[EVENT_RELAY].append(relay)
+    stop = asyncio.Event()
+    task = None
+    if container.settings.events.relay == "in-process":
+        await relay.start()  # before the first request, so /readyz reports the live sinks
+        task = asyncio.create_task(relay.run(stop))
+    yield
+    stop.set()
+    if task is not None:
+        await task
+    await relay.close()

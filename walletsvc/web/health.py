@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from walletsvc.web import schemas as s
 from walletsvc.web.api import router
-from walletsvc.web.keys import CONTAINER
+from walletsvc.web.keys import CONTAINER, EVENT_RELAY
 from walletsvc.web.router import json_response, openapi_document
 
 OPENAPI = web.AppKey("openapi", dict)
@@ -28,7 +28,7 @@ async def healthz(request: web.Request) -> web.Response:
 @router.route(
     "GET",
     "/readyz",
-    summary="The database (and, later, event sinks) can be reached",
+    summary="The database and the event sinks can be reached",
     tag="operations",
     responses={200: s.HealthOut, 503: s.HealthOut},
     auth=False,
@@ -43,6 +43,13 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure to reach the database means "not ready"
         checks = {"database": f"unreachable: {type(exc).__name__}"}
         status = 503
+    for relay in request.app[EVENT_RELAY] if status == 200 else []:
+        sinks = await relay.health()
+        checks.update({f"sink:{name}": state for name, state in sinks.items()})
+        if container.settings.events.ready_requires_sinks and any(
+            not state.startswith("ok") for state in sinks.values()
+        ):
+            status = 503
     state = "ok" if status == 200 else "unavailable"
     return json_response(s.HealthOut(status=state, checks=checks), status)
 

@@ -1,0 +1,100 @@
+"""Delivering recorded events to sinks: what the relay reads, sends and learns back.
+
+An event is recorded once (an outbox row); each configured sink then has its own
+delivery of it, with its own attempts, back-off and dead-letter state, so a slow or
+failing sink never holds up another.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An outbox row as the relay reads it."""
+
+    seq: int
+    id: str
+    type: str
+    subject: str
+    partition_key: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event owed to one sink, leased to the relay that claimed it."""
+
+    sink: str
+    event: RecordedEvent
+    attempts: int  # failed attempts so far
+    queued_at: datetime  # when the delivery was made owed: the dead-letter horizon counts from here
+    lease_id: str  # settles only while this claim still holds the row
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """An event encoded for the wire (a CloudEvents JSON document)."""
+
+    id: str
+    type: str
+    body: bytes
+
+
+class DeliveryOutcome(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # failed now; try again after a back-off (or the Retry-After given)
+    GONE = "gone"  # the endpoint said 410 Gone: stop sending to it at all
+
+
+@dataclass(frozen=True)
+class DeliveryReply:
+    """What a sink made of one event."""
+
+    outcome: DeliveryOutcome
+    detail: str = ""  # a status code or error class: never a body, a secret or a URL
+    retry_after_s: float | None = None  # the receiver asked for this pause (429 Retry-After)
+
+
+@dataclass(frozen=True)
+class SinkRoute:
+    """A sink's name and the event types it takes (empty: every type)."""
+
+    name: str
+    types: frozenset[str] = frozenset()
+
+    def wants(self, event_type: str) -> bool:
+        """Tell whether this sink takes events of `event_type`."""
+        return not self.types or event_type in self.types
+
+
+@dataclass(frozen=True)
+class SinkState:
+    """What every relay process must know about a sink: kept in the database, not in memory."""
+
+    name: str
+    paused_until: datetime | None = None  # a 429 pauses the whole sink until then
+    gone_at: datetime | None = None  # a 410 stops it until an operator revives it
+    gone_reason: str | None = None
+    pending: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A delivery given up on: past the horizon, or its sink gone."""
+
+    sink: str
+    event_id: str
+    type: str
+    seq: int
+    attempts: int
+    last_error: str | None
+    queued_at: datetime
+    dead_at: datetime | None
