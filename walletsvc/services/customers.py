@@ -181,3 +181,19 @@ async def get_customer_profile(
         identifiers = await uow.customers.identifiers(customer.id)
         passes = await uow.passes.for_customer(customer.id)
     return CustomerProfile(customer, identifiers, passes)
+
+
+async def lock_customer(
+    uow: UnitOfWork, principal: Principal, customer_id: str
+) -> tuple[Customer, Program]:
+    """Return the customer (following a merge to the survivor) row-locked, and its program."""
+    customer = await uow.customers.get_for_update(customer_id)
+    if customer is not None and customer.merged_into is not None:
+        customer = await uow.customers.get_for_update(customer.merged_into)
+    if customer is None:
+        raise NotFound("no such customer")
+    principal.require_program(customer.program_id)
+    program = await uow.programs.get(customer.program_id)
+    if program is None:  # pragma: no cover - customers reference their program
+        raise NotFound("no such customer")
+    return customer, program

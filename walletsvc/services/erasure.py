@@ -10,11 +10,11 @@ events never carried personal data, so none is left behind in the outbox.
 from __future__ import annotations
 
 from walletsvc.domain.api_key import Principal, Scope
-from walletsvc.domain.errors import NotFound
 from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.wallet_pass import PassState
 from walletsvc.services.context import ServiceContext
-from walletsvc.services.pass_changes import save_pass
+from walletsvc.services.customers import lock_customer
+from walletsvc.services.pass_changes import void_locked
 
 
 async def erase_customer(ctx: ServiceContext, principal: Principal, customer_id: str) -> int:
@@ -22,15 +22,7 @@ async def erase_customer(ctx: ServiceContext, principal: Principal, customer_id:
     principal.require(Scope.CUSTOMERS_WRITE)
     now = ctx.clock()
     async with ctx.uow() as uow:
-        customer = await uow.customers.get_for_update(customer_id)
-        if customer is not None and customer.merged_into is not None:
-            customer = await uow.customers.get_for_update(customer.merged_into)
-        if customer is None:
-            raise NotFound("no such customer")
-        principal.require_program(customer.program_id)
-        program = await uow.programs.get(customer.program_id)
-        if program is None:  # pragma: no cover - customers reference their program
-            raise NotFound("no such customer")
+        customer, program = await lock_customer(uow, principal, customer_id)
         voided = 0
         for held in await uow.passes.for_customer(customer.id):
             if held.state is not PassState.ACTIVE:
@@ -38,20 +30,7 @@ async def erase_customer(ctx: ServiceContext, principal: Principal, customer_id:
             locked = await uow.passes.get_for_update(held.serial)
             if locked is None or locked.state is not PassState.ACTIVE:
                 continue
-            await save_pass(ctx, uow, locked.voided("erased"), program, customer)
-            await uow.outbox.add(
-                DomainEvent(
-                    type=EventType.PASS_VOIDED,
-                    subject=customer.id,
-                    data={
-                        "customer_id": customer.id,
-                        "program": program.id,
-                        "serial": held.serial,
-                        "reason": "erased",
-                    },
-                    occurred_at=now,
-                )
-            )
+            await void_locked(ctx, uow, locked, program, customer, "erased")
             voided += 1
         aliases = await uow.customers.aliases(customer.id)
         for erased_id in (customer.id, *aliases):

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from walletsvc.domain.api_key import Principal, Scope
 from walletsvc.domain.customer import Customer
-from walletsvc.domain.errors import Conflict, DuplicateKey, InvalidInput, NotFound
+from walletsvc.domain.errors import Conflict, DuplicateKey, InvalidInput
 from walletsvc.domain.ledger import MAX_POINTS_PER_ENTRY, EntryKind
 from walletsvc.domain.program import Program
 from walletsvc.domain.tier import TierUpdate, require_tier, upgraded_tier
 from walletsvc.services.context import ServiceContext
+from walletsvc.services.customers import lock_customer
 from walletsvc.services.loyalty import change_tier, move_points
 from walletsvc.services.ports import UnitOfWork
 
@@ -52,7 +53,7 @@ async def set_loyalty(
         raise InvalidInput(f"points must be between 0 and {MAX_BALANCE}", field="points")
     now = ctx.clock()
     async with ctx.uow() as uow:
-        customer, program = await _locked(uow, principal, customer_id)
+        customer, program = await lock_customer(uow, principal, customer_id)
         context = {"source": "engine"}
         if points is not None and points != customer.points_balance:
             customer = await move_points(
@@ -99,7 +100,7 @@ async def record_entry(
     key = f"api:{request.business_key}"
     try:
         async with ctx.uow() as uow:
-            customer, program = await _locked(uow, principal, customer_id)
+            customer, program = await lock_customer(uow, principal, customer_id)
             if await _seen(uow, program, key, customer, request.kind, signed):
                 return customer, False
             customer = await move_points(
@@ -119,7 +120,7 @@ async def record_entry(
     except DuplicateKey:
         # A concurrent request with this key committed first: answer as it did.
         async with ctx.uow() as uow:
-            customer, program = await _locked(uow, principal, customer_id)
+            customer, program = await lock_customer(uow, principal, customer_id)
             if not await _seen(uow, program, key, customer, request.kind, signed):
                 raise  # pragma: no cover - the key exists, so _seen found it or refused
         return customer, False
@@ -170,19 +171,3 @@ async def _seen(
             "this business_key was used for a different entry", reason="business_key_reused"
         )
     return True
-
-
-async def _locked(
-    uow: UnitOfWork, principal: Principal, customer_id: str
-) -> tuple[Customer, Program]:
-    """Return the customer (following a merge to the survivor) locked, and its program."""
-    customer = await uow.customers.get_for_update(customer_id)
-    if customer is not None and customer.merged_into is not None:
-        customer = await uow.customers.get_for_update(customer.merged_into)
-    if customer is None:
-        raise NotFound("no such customer")
-    principal.require_program(customer.program_id)
-    program = await uow.programs.get(customer.program_id)
-    if program is None:  # pragma: no cover - customers reference their program
-        raise NotFound("no such customer")
-    return customer, program

@@ -122,21 +122,34 @@ async def void_pass(
     principal.require(Scope.PASSES_WRITE)
     async with ctx.uow() as uow:
         wallet_pass, program, customer = await _locked(uow, principal, serial)
-        wallet_pass = await save_pass(ctx, uow, wallet_pass.voided(reason), program, customer)
-        await uow.outbox.add(
-            DomainEvent(
-                type=EventType.PASS_VOIDED,
-                subject=customer.id,
-                data={
-                    "customer_id": customer.id,
-                    "program": program.id,
-                    "serial": serial,
-                    "reason": reason,
-                },
-                occurred_at=ctx.clock(),
-            )
-        )
+        wallet_pass = await void_locked(ctx, uow, wallet_pass, program, customer, reason)
         await uow.commit()
+    return wallet_pass
+
+
+async def void_locked(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    wallet_pass: WalletPass,
+    program: Program,
+    customer: Customer,
+    reason: str,
+) -> WalletPass:
+    """Void a pass the caller holds locked, inside its transaction, with the event."""
+    wallet_pass = await save_pass(ctx, uow, wallet_pass.voided(reason), program, customer)
+    await uow.outbox.add(
+        DomainEvent(
+            type=EventType.PASS_VOIDED,
+            subject=customer.id,
+            data={
+                "customer_id": customer.id,
+                "program": program.id,
+                "serial": wallet_pass.serial,
+                "reason": reason,
+            },
+            occurred_at=ctx.clock(),
+        )
+    )
     return wallet_pass
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -54,55 +55,41 @@ def create_app(container: Container) -> web.Application:
     return app
 
 
-async def push_worker(app: web.Application) -> AsyncIterator[None]:
-    """Deliver owed pushes while the app runs; stop cleanly with it."""
-    container = app[CONTAINER]
+def background(
+    name: str, run: Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Return a cleanup context that runs `run` while the app runs and stops it cleanly."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(app[CONTAINER], stop), name=name)
+        yield
+        stop.set()
+        await task
+
+    return context
+
+
+def _pushes(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
     assert container.push_sender is not None
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_push_worker(container.ctx, container.push_sender, stop))
-    yield
-    stop.set()
-    await task
+    return run_push_worker(container.ctx, container.push_sender, stop)
 
 
-async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
-    """Act on accepted POS webhooks while the app runs."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_webhook_worker(app[CONTAINER].ctx, stop))
-    yield
-    stop.set()
-    await task
-
-
-async def loyalty_reviewer(app: web.Application) -> AsyncIterator[None]:
-    """Run the scheduled loyalty review (shared among processes) while the app runs."""
-    container = app[CONTAINER]
-    every_s = container.settings.loyalty.review_interval_s
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_loyalty_reviews(container.ctx, stop, every_s))
-    yield
-    stop.set()
-    await task
-
-
-async def pass_refresher(app: web.Application) -> AsyncIterator[None]:
-    """Re-render passes whose program's design changed, while the app runs."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_program_refreshes(app[CONTAINER].ctx, stop))
-    yield
-    stop.set()
-    await task
-
-
-async def google_worker(app: web.Application) -> AsyncIterator[None]:
-    """Sync Google Wallet objects while the app runs."""
-    container = app[CONTAINER]
+def _google(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
     assert container.ctx.google is not None
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_google_worker(container.ctx, container.ctx.google, stop))
-    yield
-    stop.set()
-    await task
+    return run_google_worker(container.ctx, container.ctx.google, stop)
+
+
+def _reviews(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+    return run_loyalty_reviews(container.ctx, stop, container.settings.loyalty.review_interval_s)
+
+
+# Each runs in every process; the work itself is shared through the database.
+push_worker = background("apns-pushes", _pushes)
+webhook_worker = background("pos-webhooks", lambda c, stop: run_webhook_worker(c.ctx, stop))
+pass_refresher = background("pass-refresh", lambda c, stop: run_program_refreshes(c.ctx, stop))
+loyalty_reviewer = background("loyalty-review", _reviews)
+google_worker = background("google-sync", _google)
 
 
 async def event_relay(app: web.Application) -> AsyncIterator[None]:
