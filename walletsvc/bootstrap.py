@@ -57,6 +57,7 @@ from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
 from walletsvc.storage.migrate import upgrade
 from walletsvc.storage.secret_box import SecretBox
+from walletsvc.storage.stats import SqlStats
 from walletsvc.storage.unit_of_work import SqlUnitOfWorkFactory
 
 log = structlog.get_logger("walletsvc.bootstrap")
@@ -85,6 +86,8 @@ class Container:
     google_callbacks: CallbackVerifier | None = None
     # Deliveries of outbox events to the sinks (open_event_relay makes the relay itself).
     event_store: SqlEventDeliveryStore | None = None
+    # Counts for /metrics and operators, read from the database at scrape time.
+    stats: SqlStats | None = None
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""
@@ -157,6 +160,7 @@ def build_container(settings: Settings) -> Container:
         google_sync=_google_enabled(settings) and ctx.google is not None,
         google_callbacks=_google_callbacks(settings),
         event_store=SqlEventDeliveryStore(engine),
+        stats=SqlStats(engine),
     )
 
 

@@ -31,6 +31,7 @@ ALL_SCOPES = [
     "programs:read",
     "programs:write",
     "api-keys:write",
+    "metrics:read",
 ]
 
 
@@ -116,6 +117,7 @@ MATRIX: dict[tuple[str, str], Api | Other] = {
             "occurred_at": "2026-11-22T10:00:00Z",
         },
     ),
+    ("GET", "/metrics"): Api("metrics:read", other_program=403),
     # Apple Wallet's web service: the pass's authentication token, or 401.
     ("POST", APPLE_REGISTRATION): Other(401, {"pushToken": "t"}),
     ("DELETE", APPLE_REGISTRATION): Other(401),

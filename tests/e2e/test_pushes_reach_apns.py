@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conformance.test_apple_web_service import DEVICE, TOKEN, Wallet
 from tests.conftest import CERTS, EXTERNAL_DATABASE, empty_all_tables
@@ -96,3 +97,29 @@ async def test_a_device_apns_calls_unregistered_stops_getting_updates(pushing_cl
             break
         await asyncio.sleep(0.05)
     assert (await wallet.changed(document, device=DEVICE))[0] == 204
+
+
+async def test_apns_replies_are_counted_by_outcome_and_reason(pushing_client, admin, apns):
+    labels = {"outcome": "unregistered", "reason": "Unregistered"}
+
+    async def counted() -> float:
+        text = await (await pushing_client.get("/metrics", headers=admin)).text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "walletsvc_apns_replies_total" and sample.labels == labels:
+                    return float(sample.value)
+        return 0.0
+
+    before = await counted()
+    wallet = Wallet(pushing_client, admin)
+    issued = await wallet.coupon()
+    document = await wallet.pass_json(issued)
+    await wallet.register(document)
+    apns.answer(410, "Unregistered", token=TOKEN)
+    await wallet.change_coupon(issued["serial"], title="Now 30% off")
+    await _until(lambda: len(apns.received) >= 1)
+    for _ in range(100):
+        if await counted() == before + 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await counted() == before + 1

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import structlog
 from cryptography.hazmat.primitives import serialization
 from hpack import NeverIndexedHeaderTuple
+from prometheus_client import Counter as MetricCounter
 
 from walletsvc.apple.apns_connection import (
     Burst,
@@ -61,6 +62,12 @@ _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 def _short_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+# APNs replies by outcome (accepted, unregistered, retry, ...) and APNs' reason string.
+APNS_REPLIES = MetricCounter(
+    "walletsvc_apns_replies", "Replies from APNs per push", ["outcome", "reason"]
+)
 
 
 class ApnsPushSender:
@@ -210,6 +217,8 @@ class ApnsPushSender:
 
 def _log_burst(topic: str, replies: Sequence[PushReply]) -> None:
     outcomes = Counter(reply.outcome for reply in replies)
+    for reply in replies:
+        APNS_REPLIES.labels(outcome=reply.outcome.value, reason=reply.reason or "").inc()
     log.debug("apns.push.sent", topic=topic, **{str(k): v for k, v in outcomes.items()})
     problems: dict[tuple[int | None, str | None], list[PushReply]] = {}
     for reply in replies:

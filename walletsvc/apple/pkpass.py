@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from prometheus_client import Counter
 
 from walletsvc.apple.credentials import SigningIdentity
 
@@ -126,6 +127,10 @@ class PreparedAssets:
         object.__setattr__(self, "_static", _StaticRecords.of(self.files))
 
 
+# Every CMS signature made: the cost the pass cache exists to avoid.
+PASSES_SIGNED = Counter("walletsvc_passes_signed", "Signed .pkpass bundles built")
+
+
 def sign_manifest(manifest: bytes, identity: SigningIdentity) -> bytes:
     """Return a detached DER CMS signature over the exact manifest bytes."""
     # Keep this call order: cryptography's set_data() and add_signer() return builders that
@@ -174,6 +179,7 @@ class PkpassBuilder:
             raise ValueError("pass_json must be non-empty bytes")
         manifest = _manifest(pass_json, assets)
         signature = sign_manifest(manifest, self._identity)
+        PASSES_SIGNED.inc()
         return _bundle(pass_json, assets._static, manifest, signature)
 
 

@@ -24,6 +24,7 @@ class Scope(StrEnum):
     LOYALTY_READ = "loyalty:read"
     LOYALTY_WRITE = "loyalty:write"
     GEOFENCE_WRITE = "geofence:write"
+    METRICS_READ = "metrics:read"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,18 @@ from typing import Any, Protocol
 
 import aiohttp
 import structlog
+from prometheus_client import Counter
 
 from walletsvc.domain.errors import ConfigurationError, WalletRejected, WalletUnavailable
 from walletsvc.google.http_session import LazySession
 from walletsvc.google.service_account import AccessTokens
 
 log = structlog.get_logger("walletsvc.google")
+
+# Google's answers per request (status 0: no answer), retries included.
+GOOGLE_REPLIES = Counter(
+    "walletsvc_google_replies", "Answers from the Google Wallet API", ["method", "status"]
+)
 
 
 class Throttle(Protocol):
@@ -111,6 +117,7 @@ class WalletObjectsClient:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status, answer, retry_after = 0, {}, None
                 log.warning("google.request.failed", path=path, error=type(exc).__name__)
+            GOOGLE_REPLIES.labels(method=method, status=str(status)).inc()
             if status == 401 and not renewed:
                 self._tokens.forget()
                 renewed = True

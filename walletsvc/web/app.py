@@ -23,6 +23,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     google_routes,
     health,
     loyalty_api,
+    metrics,
     pass_api,
     pos_api,
     program_api,

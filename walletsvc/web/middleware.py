@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from walletsvc.domain.errors import ConfigurationError, DomainError
 from walletsvc.web.problem import from_domain_error, problem
@@ -18,6 +19,16 @@ log = structlog.get_logger("walletsvc.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# By route template, never the raw path (tokens and device ids stay out of labels).
+REQUESTS = Counter(
+    "walletsvc_http_requests", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "walletsvc_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 
 
 def request_id_of(request: web.Request) -> str | None:
@@ -46,12 +57,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        elapsed = time.perf_counter() - started
+        route = _route_of(request)
+        REQUESTS.labels(method=request.method, route=route, status=str(status)).inc()
+        LATENCY.labels(method=request.method, route=route).observe(elapsed)
         log.info(
             "http.request",
             method=request.method,
-            route=_route_of(request),
+            route=route,
             status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(elapsed * 1000, 2),
         )
         structlog.contextvars.unbind_contextvars("request_id")
 
