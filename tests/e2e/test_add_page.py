@@ -16,10 +16,12 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.add_page_reader import qr_matrix, read_add_page, segno_matrix
+from tests.add_page_reader import qr_matrix, read_add_page, save_link_claims, segno_matrix
 from tests.conftest import PUBLIC_URL
 from tests.helpers import issue_loyalty, path_of, unpack
+from walletsvc.bootstrap import build_container
 from walletsvc.domain.link_token import make_link_token
+from walletsvc.web.app import create_app
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -112,7 +114,8 @@ async def test_buttons_come_in_the_order_of_the_phone(client, admin, user_agent,
     _response, page = await _open(client, issued["add_url"], **{"User-Agent": user_agent})
     assert [a.attrs["id"] for a in page.wallet_buttons] == order
     google = page.by_id("google-wallet")
-    assert google.attrs["href"] == issued["google"]["save_url"]
+    # Signed anew for the page (its own iat), for the same object and class.
+    assert save_link_claims(google.attrs["href"]) == save_link_claims(issued["google"]["save_url"])
     assert google.text == "Add to Google Wallet"
     assert bool(page.all("svg")) is has_qr
 
@@ -264,3 +267,26 @@ async def test_the_page_never_extends_a_links_life(client, admin, container):
     assert page.wallet_buttons[0].attrs["href"] == f"{PUBLIC_URL}/add/{token}/pass.pkpass"
     _response, desktop = await _open(client, f"{PUBLIC_URL}/add/{token}", **{"User-Agent": DESKTOP})
     assert qr_matrix(desktop) == segno_matrix(f"{PUBLIC_URL}/add/{token}")
+
+
+async def test_a_failing_service_apologises_in_html(
+    client, admin, make_settings, tmp_path, aiohttp_client
+):
+    issued = await issue_loyalty(client, admin, "page-down")
+    # The same keys, but a database that cannot be opened: the link is real, the look-up fails.
+    unreachable = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'walletsvc.db'}"
+    broken = build_container(make_settings(database_url=unreachable))
+    try:
+        app = create_app(broken)
+        # Only the page is under test; the background workers would fail on the same
+        # database round after round and slow the test down with their logs.
+        app.cleanup_ctx.clear()
+        down = await aiohttp_client(app)
+        response = await down.get(path_of(issued["add_url"]), headers={"Accept-Language": "de"})
+        assert response.status == 500 and response.content_type == "text/html"
+        page = read_add_page(await response.text())
+        assert page.lang == "de" and "Etwas ist schiefgelaufen" in page.text
+        assert "Traceback" not in page.html and not page.wallet_buttons
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    finally:
+        await broken.close()

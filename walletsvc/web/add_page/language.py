@@ -33,6 +33,8 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "invalid_heading": "This link does not work",
         "invalid": "Check that you opened the whole link from your message. If it still does "
         "not work, ask the shop for a new link.",
+        "failed_heading": "Something went wrong",
+        "failed": "Something went wrong on our side. Please try again in a few minutes.",
         "language": "Language",
     },
     "de": {
@@ -61,6 +63,9 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "invalid_heading": "Dieser Link funktioniert nicht",
         "invalid": "Bitte prüfen Sie, ob Sie den ganzen Link aus Ihrer Nachricht geöffnet haben. "
         "Wenn er trotzdem nicht funktioniert, fragen Sie im Geschäft nach einem neuen Link.",
+        "failed_heading": "Etwas ist schiefgelaufen",
+        "failed": "Bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es in ein paar "
+        "Minuten noch einmal.",
         "language": "Sprache",
     },
 }

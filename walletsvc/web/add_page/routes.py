@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import structlog
 from aiohttp import web
 
 from walletsvc.domain.errors import NotFound
@@ -11,9 +12,17 @@ from walletsvc.domain.link_token import ExpiredLink
 from walletsvc.services.passes import open_link
 from walletsvc.web.add_page.language import choose_language
 from walletsvc.web.add_page.platform import platform_of
-from walletsvc.web.add_page.template import STYLE_HASH, Page, link_problem_page, pass_page
+from walletsvc.web.add_page.template import (
+    STYLE_HASH,
+    Page,
+    failure_page,
+    link_problem_page,
+    pass_page,
+)
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
+
+log = structlog.get_logger("walletsvc.add_page")
 
 # No script may run; the only style is the page's own. No referrer leaves the page,
 # so the token in its URL never reaches Google or anyone a link leads to.
@@ -49,6 +58,11 @@ async def add_page(request: web.Request) -> web.Response:
         return _respond(link_problem_page(language, expired=True))
     except NotFound:
         return _respond(link_problem_page(language, expired=False))
+    except Exception as error:
+        # A person reads this page: an apology in their language, not problem+json.
+        # Only the error's class is logged: a traceback's locals would show the token.
+        log.error("add_page.failed", error=type(error).__name__)
+        return _respond(failure_page(language))
     platform = platform_of(request.headers.get("User-Agent", ""))
     return _respond(pass_page(linked, language, platform))
 

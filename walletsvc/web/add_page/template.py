@@ -88,6 +88,13 @@ def link_problem_page(language: str, *, expired: bool) -> Page:
     return Page(410 if expired else 404, language, _document(language, heading, body))
 
 
+def failure_page(language: str) -> Page:
+    """Render what a customer sees when the service fails (500): try again later."""
+    words = TEXT[language]
+    body = f"<h1>{escape(words['failed_heading'])}</h1><p>{escape(words['failed'])}</p>"
+    return Page(500, language, _document(language, words["failed_heading"], body))
+
+
 def _preview(linked: LinkedPass, language: str) -> str:
     words = TEXT[language]
     program = linked.program
