@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+import jwt
 import segno
 
 
@@ -98,3 +99,12 @@ def segno_matrix(url: str, border: int = 4) -> list[list[bool]]:
     """Return the modules of segno's own encoding of `url`, quiet zone included."""
     code = segno.make(url, error="m", micro=False, boost_error=False)
     return [[bool(m) for m in row] for row in code.matrix_iter(border=border)]
+
+
+def save_link_claims(url: str) -> dict[str, object]:
+    """Return what a Google save link asks for, without `iat` (each link is signed anew)."""
+    prefix = "https://pay.google.com/gp/v/save/"
+    assert url.startswith(prefix), url
+    claims = jwt.decode(url[len(prefix) :], options={"verify_signature": False})
+    claims.pop("iat", None)
+    return dict(claims)
