@@ -165,6 +165,9 @@ class LinkedPass:
     program: Program
     customer: Customer
     pkpass_url: str
+    add_url: str  # the page itself, which a QR code on a desktop hands to a phone
+    # Save to Google Wallet; None when the program has no Google issuer.
+    google_save_url: str | None = None
 
 
 async def open_link(ctx: ServiceContext, token: str) -> LinkedPass:
@@ -178,8 +181,9 @@ async def open_link(ctx: ServiceContext, token: str) -> LinkedPass:
         raise NotFound("no such pass", reason="link_invalid")
     # The download carries the token that was opened, so visiting the page never
     # extends a link's life past the expiry it was issued with.
-    download = f"{ctx.public_url}/add/{token}/pass.pkpass"
-    return LinkedPass(wallet_pass, program, customer, download)
+    page = f"{ctx.public_url}/add/{token}"
+    google = ctx.google.save_url(program, wallet_pass) if ctx.google is not None else None
+    return LinkedPass(wallet_pass, program, customer, f"{page}/pass.pkpass", page, google)
 
 
 async def pkpass_for_link(ctx: ServiceContext, token: str) -> PkpassBundle:
