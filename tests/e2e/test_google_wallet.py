@@ -224,3 +224,20 @@ async def test_busy_google_is_retried_until_it_answers(stack, admin, google):
     object_id = f"{ISSUER}.{issued['serial']}"
     await until(lambda: object_id in google.resources["loyaltyObject"])
     assert [s.status for s in google.requests[:2]] == [503, 503]
+
+
+async def test_an_object_google_lost_is_inserted_again_on_the_next_change(stack, admin, google):
+    client, container = stack
+    issued = await _issue(client, admin, {"kind": "loyalty", "customer_external_id": "crm-lost"})
+    object_id = f"{ISSUER}.{issued['serial']}"
+    await until(lambda: object_id in google.resources["loyaltyObject"])
+    # Google no longer has it (deleted by support, a test issuer wiped): a PATCH finds 404.
+    del google.resources["loyaltyObject"][object_id]
+    till = await _till(client, admin)
+    barcode = encode_barcode(container.ctx.barcode_keys, issued["serial"])
+    assert (await till.scan(barcode, "purchase", amount="12.00"))[0] == 200
+    await until(lambda: object_id in google.resources["loyaltyObject"])
+    assert google.resources["loyaltyObject"][object_id]["loyaltyPoints"]["balance"] == {"int": 12}
+    assert [s.status for s in google.calls("PATCH", object_id)] == [404]
+    state = await (await client.get(f"/api/v1/passes/{issued['serial']}", headers=admin)).json()
+    assert state["google"]["state"] == "synced"
