@@ -158,7 +158,8 @@ def tier_message(content: PassContent, now: datetime, *, notify: bool) -> dict[s
     )
     return {
         "message": {
-            "id": f"tier-{int(now.timestamp())}",
+            # Milliseconds: two syncs of one pass within a second must not share an id.
+            "id": f"tier-{int(now.timestamp() * 1000)}",
             "header": TIER_CHANGED_HEADER.en,
             "localizedHeader": localized(TIER_CHANGED_HEADER),
             "body": body.en,
