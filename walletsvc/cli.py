@@ -1,4 +1,4 @@
-"""The command line: serve, migrate, relay, events, loyalty, passes, verify-pass."""
+"""The command line: serve, migrate, relay, events, loyalty, passes, customers, verify-pass."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from walletsvc.bootstrap import (
     prepare_database,
     utc_now,
 )
+from walletsvc.cli_import import run_import
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
@@ -60,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "refresh", help="re-render every pass of a program now and push the changed ones"
     )
     refresh.add_argument("--program", required=True)
+    customers = commands.add_parser("customers", help="bulk work on customers")
+    customer_jobs = customers.add_subparsers(dest="job", required=True)
+    imported = customer_jobs.add_parser(
+        "import",
+        help="create or update customers from a CSV (external_id, email, phone, "
+        "location_consent, marketing_consent); rejected rows are reported",
+    )
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--program", help="the program (needed when there are several)")
+    imported.add_argument("--rejects", type=Path, help="write rejected rows here (CSV)")
     commands.add_parser(
         "relay",
         help="relay outbox events to the sinks, as a process of its own",
@@ -110,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_loyalty_review(container, args.program))
     if args.command == "passes":
         return asyncio.run(_refresh_passes(container, args.program))
+    if args.command == "customers":
+        return asyncio.run(_import_customers(container, args))
     if args.command == "relay":
         return asyncio.run(_relay(container))
     if args.command == "events":
@@ -162,6 +175,13 @@ async def _loyalty_review(container: Container, program: str | None) -> int:
     for report in reports:
         print(json.dumps(asdict(report)))
     return 0
+
+
+async def _import_customers(container: Container, args: argparse.Namespace) -> int:
+    try:
+        return await run_import(container.ctx, args.file, args.program, args.rejects)
+    finally:
+        await container.close()
 
 
 async def _refresh_passes(container: Container, program: str) -> int:
