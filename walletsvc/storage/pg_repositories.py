@@ -46,11 +46,13 @@ _PASS = (
     "serial, program_id, customer_id, kind, state, auth_token_sealed, coupon, void_reason,"
     " version, content_hash, last_changed_at, created_at"
 )
-# The program's row digest rides along with a pass read, so a cached Program is checked
-# without a round trip of its own (ProgramCache).
+# The digests of the program's row and of its stores ride along with the pass lock, so
+# the cached Program and stores are checked without round trips of their own
+# (ProgramCache).
 _PASS_LOCK = (
-    f"SELECT {_PASS}, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id)"
-    " FROM passes WHERE serial = $1 FOR UPDATE"
+    f"SELECT {_PASS}, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id),"
+    " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
+    " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE"
 )
 _PASS_GET = f"SELECT {_PASS} FROM passes WHERE serial = $1"
 _PASSES_OF = f"SELECT {_PASS} FROM passes WHERE customer_id = $1 ORDER BY created_at"
@@ -84,9 +86,11 @@ _PROGRAM_GET = (
     "SELECT id, name, points_per_unit, tiers, apple, google, loyalty, design_version,"
     " refreshed_version, created_at, updated_at, md5(programs::text) FROM programs WHERE id = $1"
 )
-_STORES_OF = (
-    "SELECT id, program_id, name, latitude, longitude, radius_m, created_at FROM stores"
-    " WHERE program_id = $1 ORDER BY id"
+# Each row carries the digest of them all, computed as the pass lock computes it.
+_STORES_OF_DIGESTED = (
+    "SELECT id, program_id, name, latitude, longitude, radius_m, created_at,"
+    " md5(string_agg(s::text, ',') OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING"
+    " AND UNBOUNDED FOLLOWING)) FROM stores s WHERE program_id = $1 ORDER BY id"
 )
 _TERMINAL_GET = (
     "SELECT id, store_id, program_id, adapter, secret_sealed, previous_secret_sealed,"
@@ -133,7 +137,7 @@ _OUTBOX_INSERTS = {rows: _outbox_insert(rows) for rows in range(1, 9)}
 
 @dataclass
 class ProgramCache:
-    """Programs as last read, each with its row's digest (one per engine, so per database).
+    """Programs and their stores as last read, with digests (one per engine, so per database).
 
     A unit of work uses a cached program only when a statement of its own saw the same
     digest in the database (the pass lock reads it), so a change made by any process is
@@ -141,6 +145,7 @@ class ProgramCache:
     """
 
     programs: dict[str, tuple[str, Program]] = field(default_factory=dict)
+    stores: dict[str, tuple[str, tuple[Store, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,6 +154,7 @@ class PgScanState:
 
     connection: PgConnection
     program_digests: dict[str, str] = field(default_factory=dict)
+    store_digests: dict[str, str] = field(default_factory=dict)
     pass_versions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     outbox: list[Any] = field(default_factory=list)
@@ -279,6 +285,7 @@ class PgPassRepository(SqlPassRepository):
             return None
         if record[12] is not None:
             self._state.program_digests[record[1]] = record[12]
+        self._state.store_digests[record[1]] = record[13]
         return self._from_record(record)
 
     async def for_customer(self, customer_id: str) -> list[WalletPass]:
@@ -341,12 +348,28 @@ class PgPassRepository(SqlPassRepository):
 
 
 class PgStoreRepository(SqlStoreRepository):
-    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+    def __init__(self, session: AsyncSession, state: PgScanState, cache: ProgramCache) -> None:
         super().__init__(session)
         self._state = state
+        self._cache = cache
 
     async def for_program(self, program_id: str) -> list[Store]:
+        digest = self._state.store_digests.get(program_id)
+        cached = self._cache.stores.get(program_id)
+        if digest is not None and cached is not None and cached[0] == digest:
+            return list(cached[1])
         connection = await self._state.connection(begin=False)
+        records = await connection.fetch(_STORES_OF_DIGESTED, program_id)
+        stores = self._stores(records)
+        if records:
+            self._cache.stores[program_id] = (records[0][7], tuple(stores))
+        return stores
+
+    async def add(self, store: Store) -> None:
+        self._state.store_digests.pop(store.program_id, None)
+        await super().add(store)
+
+    def _stores(self, records: list[Any]) -> list[Store]:
         return [
             Store(
                 id=r[0],
@@ -357,7 +380,7 @@ class PgStoreRepository(SqlStoreRepository):
                 radius_m=r[5],
                 created_at=mapping.aware(r[6]),
             )
-            for r in await connection.fetch(_STORES_OF, program_id)
+            for r in records
         ]
 
 

@@ -120,7 +120,7 @@ class SqlUnitOfWork:
             self.programs = PgProgramRepository(session, pg, self._programs)
             self.customers = PgCustomerRepository(session, pg)
             self.passes = PgPassRepository(session, self._box, pg)
-            self.stores = PgStoreRepository(session, pg)
+            self.stores = PgStoreRepository(session, pg, self._programs)
             self.terminals = PgTerminalRepository(session, self._box, pg)
             self.apple_devices = PgAppleDeviceRepository(session, pg)
             self.inbox = PgInbox(session, pg)
