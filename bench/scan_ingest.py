@@ -17,13 +17,12 @@ them). For each variant, client count and round, three sides run back to back on
 same scan sequence:
 
 - `floor` replays, through asyncpg, the statements the service issues for one scan
-  (read from PostgreSQL's statement log): the pool's pre-ping, the terminal lookup in a
-  transaction of its own, then the scan's transaction: inbox read and insert, pass and
-  customer locked, program read, ledger insert, outbox rows, the customer read again
-  and updated, the customer's passes and the program's stores read, push-queue upsert,
-  the pass read again, counters bump, pass update, inbox read and response, commit.
-  The content hash is a sha256 of the balance instead of a rendered pass.json. **The
-  issue's yardstick.**
+  (read from PostgreSQL's statement log): the terminal read on its own, then BEGIN,
+  inbox claim, pass locked (with the digests of the program and its stores), customer
+  locked, ledger insert, customer update, the customer's passes, push-queue upsert,
+  one outbox insert, counters bump and pass update in one statement, inbox response,
+  commit. The content hash is a sha256 of the balance instead of a rendered
+  pass.json. **The issue's yardstick.**
 - `lean floor` is that transaction with only what it needs: inbox insert, pass and
   customer locked, ledger insert, customer update, push-queue upsert, one multi-row
   outbox insert, counters bump, pass update, inbox response, commit. No terminal read,
@@ -233,45 +232,54 @@ class Connections:
             await self._idle.get_nowait().close()
 
 
-PASS_COLUMNS = (
-    "serial, program_id, customer_id, kind, state, auth_token_sealed, coupon, void_reason, "
-    "version, content_hash, update_tag, last_changed_at, created_at"
-)
-CUSTOMER_COLUMNS = (
-    "id, program_id, external_id, location_consent, marketing_consent, points_balance, tier, "
-    "merged_into, created_at, updated_at"
-)
-INBOX_COLUMNS = "id, source, external_id, fingerprint, received_at, response, body, processed_at"
 SQL = {
-    "terminal": "SELECT id, store_id, program_id, adapter, secret_sealed, previous_secret_sealed,"
-    " created_at FROM terminals WHERE id = $1",
-    "inbox_get": f"SELECT {INBOX_COLUMNS} FROM inbox WHERE source = $1 AND external_id = $2",
     "inbox_claim": "INSERT INTO inbox (source, external_id, fingerprint, received_at, response,"
     " body, processed_at) VALUES ($1, $2, $3, $4, $5::json, $6, $7) RETURNING id",
-    "pass_lock": f"SELECT {PASS_COLUMNS} FROM passes WHERE serial = $1 FOR UPDATE",
-    "program": "SELECT id, name, points_per_unit, tiers, apple, google, design_version,"
-    " created_at, updated_at FROM programs WHERE id = $1",
-    "customer_lock": f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1 FOR UPDATE",
-    "customer": f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1",
     "ledger": "INSERT INTO ledger_entries (program_id, customer_id, kind, points, business_key,"
     " source, occurred_at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     "customer_update": "UPDATE customers SET points_balance = $1, tier = $2, updated_at = $3"
     " WHERE id = $4",
-    "customer_passes": f"SELECT {PASS_COLUMNS} FROM passes WHERE customer_id = $1"
-    " ORDER BY created_at",
-    "stores": "SELECT id, program_id, name, latitude, longitude, radius_m, created_at"
-    " FROM stores WHERE program_id = $1 ORDER BY id",
     "push_queue": "INSERT INTO apple_push_queue (pass_type_id, push_token, generation, attempts,"
     " due_at) SELECT apple_registrations.pass_type_id, apple_devices.push_token, $1::integer,"
     " $2::integer, $3::timestamptz FROM apple_registrations JOIN apple_devices"
     " ON apple_devices.device_library_id = apple_registrations.device_library_id"
     " WHERE apple_registrations.serial = $4 ON CONFLICT (pass_type_id, push_token)"
     " DO UPDATE SET generation = apple_push_queue.generation + 1",
-    "pass": f"SELECT {PASS_COLUMNS} FROM passes WHERE serial = $1",
     "counter": "UPDATE counters SET value = value + 1 WHERE name = 'pass_update' RETURNING value",
     "pass_update": "UPDATE passes SET version = $1, content_hash = $2, update_tag = $3,"
     " last_changed_at = $4 WHERE serial = $5",
     "inbox_respond": "UPDATE inbox SET response = $1::json, processed_at = $2 WHERE id = $3",
+    # the service's statements since the scan path went to asyncpg (statement log)
+    "terminal_now": "SELECT id, store_id, program_id, adapter, secret_sealed,"
+    " previous_secret_sealed, previous_valid_until, created_at FROM terminals WHERE id = $1",
+    "inbox_claim_now": "INSERT INTO inbox (source, external_id, fingerprint, received_at,"
+    " response, body) VALUES ($1, $2, $3, $4, 'null', $5) RETURNING id",
+    "pass_lock_digests": "SELECT serial, program_id, customer_id, kind, state,"
+    " auth_token_sealed, coupon, void_reason, version, content_hash, last_changed_at,"
+    " created_at, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id),"
+    " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
+    " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE",
+    "customer_lock_all": "SELECT id, program_id, external_id, location_consent,"
+    " marketing_consent, points_balance, tier, merged_into, tier_floor, erased_at, created_at,"
+    " updated_at FROM customers WHERE id = $1 FOR UPDATE",
+    "ledger_now": "INSERT INTO ledger_entries (program_id, customer_id, kind, points,"
+    " business_key, source, occurred_at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    "customer_update_all": "UPDATE customers SET location_consent = $2, marketing_consent = $3,"
+    " points_balance = $4, tier = $5, updated_at = $6, merged_into = $7, tier_floor = $8"
+    " WHERE id = $1",
+    "customer_passes_now": "SELECT serial, program_id, customer_id, kind, state,"
+    " auth_token_sealed, coupon, void_reason, version, content_hash, last_changed_at,"
+    " created_at FROM passes WHERE customer_id = $1 ORDER BY created_at",
+    "push_queue_now": "INSERT INTO apple_push_queue (pass_type_id, push_token, generation,"
+    " attempts, due_at) SELECT r.pass_type_id, d.push_token, 1, 0, $2 FROM apple_registrations r"
+    " JOIN apple_devices d ON d.device_library_id = r.device_library_id WHERE r.serial = $1"
+    " ON CONFLICT (pass_type_id, push_token)"
+    " DO UPDATE SET generation = apple_push_queue.generation + 1",
+    "pass_update_tagged": "WITH tag AS (UPDATE counters SET value = value + 1"
+    " WHERE name = 'pass_update' RETURNING value) UPDATE passes SET state = $2, coupon = $3,"
+    " void_reason = $4, version = $5, content_hash = $6, last_changed_at = $7,"
+    " update_tag = COALESCE((SELECT value FROM tag), -1) WHERE serial = $1 RETURNING update_tag",
+    "inbox_respond_now": "UPDATE inbox SET response = $2, processed_at = $3 WHERE id = $1",
     # the lean floor: only the columns it uses
     "lean_pass_lock": "SELECT version, last_changed_at FROM passes WHERE serial = $1 FOR UPDATE",
     "lean_customer_lock": "SELECT points_balance, tier FROM customers WHERE id = $1 FOR UPDATE",
@@ -283,11 +291,15 @@ OUTBOX_INSERT = (
 TIERS = (("Bronze", 0), ("Silver", 500), ("Gold", 1500))  # the demo program's
 
 
-def outbox_sql(rows: int) -> str:
+def outbox_sql(rows: int, *, cast: bool = True) -> str:
     values = ", ".join(
-        "(" + ", ".join(f"${7 * r + c}" + ("::json" if c == 7 else "") for c in range(1, 8)) + ")"
+        "("
+        + ", ".join(f"${7 * r + c}" + ("::json" if c == 7 and cast else "") for c in range(1, 8))
+        + ")"
         for r in range(rows)
     )
+    if not cast:  # the service's own form (storage/pg_repositories.py)
+        return OUTBOX_INSERT.format(values).removesuffix(" RETURNING seq")
     return OUTBOX_INSERT.format(values)
 
 
@@ -409,46 +421,38 @@ class ScanEffects:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def insert_events(connection: asyncpg.Connection, events: list[list[Any]]) -> None:
-    await connection.fetch(outbox_sql(len(events)), *(v for event in events for v in event))
-
-
-async def pre_ping(connection: asyncpg.Connection) -> None:
-    """SQLAlchemy's pool_pre_ping on asyncpg: BEGIN, an empty statement, ROLLBACK."""
-    transaction = connection.transaction()
-    await transaction.start()
-    try:
-        await connection.fetchrow(";")
-    finally:
-        await transaction.rollback()
+async def insert_events(
+    connection: asyncpg.Connection, events: list[list[Any]], *, service: bool = False
+) -> None:
+    sql = outbox_sql(len(events), cast=not service)
+    await connection.execute(sql, *(v for event in events for v in event))
 
 
 async def floor_scan(pool: Connections, work: ScanWork) -> None:
-    """The service's statements for one purchase scan, in its order, without the ORM."""
+    """The service's statements for one purchase scan, in its order, without the ORM.
+
+    Read from PostgreSQL's statement log (bench/README.md): the terminal read on its
+    own, then BEGIN, inbox claim, pass lock with the digests of the program and its
+    stores, customer lock, ledger insert, customer update, the customer's passes,
+    push-queue upsert, one outbox insert, counter bump and pass update in one
+    statement, inbox response, COMMIT. 13 round trips.
+    """
     holder = work.holder
     async with pool.connection() as connection:
-        await pre_ping(connection)
-        transaction = connection.transaction()
-        await transaction.start()
-        await connection.fetchrow(SQL["terminal"], TERMINAL)
-        await transaction.rollback()
-    async with pool.connection() as connection:
-        await pre_ping(connection)
+        await connection.fetchrow(SQL["terminal_now"], TERMINAL)
         async with connection.transaction():
             received = datetime.now(UTC)
-            await connection.fetchrow(SQL["inbox_get"], SOURCE, work.scan_id)
             fingerprint = ScanEffects(work, 0, "Bronze", 0).fingerprint()
             inbox_id = await connection.fetchval(
-                SQL["inbox_claim"], SOURCE, work.scan_id, fingerprint, received, "null", None, None
+                SQL["inbox_claim_now"], SOURCE, work.scan_id, fingerprint, received, None
             )
-            wallet_pass = await connection.fetchrow(SQL["pass_lock"], holder.serial)
-            await connection.fetchrow(SQL["program"], PROGRAM)
-            customer = await connection.fetchrow(SQL["customer_lock"], holder.customer_id)
+            wallet_pass = await connection.fetchrow(SQL["pass_lock_digests"], holder.serial)
+            customer = await connection.fetchrow(SQL["customer_lock_all"], holder.customer_id)
             effects = ScanEffects(
                 work, customer["points_balance"], customer["tier"], wallet_pass["version"]
             )
-            await connection.fetchval(
-                SQL["ledger"],
+            await connection.execute(
+                SQL["ledger_now"],
                 PROGRAM,
                 holder.customer_id,
                 "earn",
@@ -458,32 +462,35 @@ async def floor_scan(pool: Connections, work: ScanWork) -> None:
                 effects.occurred,
                 effects.now,
             )
-            await insert_events(connection, effects.scanned_events())
-            await insert_events(connection, effects.earned_events())
-            await connection.fetchrow(SQL["customer"], holder.customer_id)
             await connection.execute(
-                SQL["customer_update"],
+                SQL["customer_update_all"],
+                holder.customer_id,
+                customer["location_consent"],
+                customer["marketing_consent"],
                 effects.balance,
                 effects.tier,
                 effects.now,
-                holder.customer_id,
+                customer["merged_into"],
+                customer["tier_floor"],
             )
-            await connection.fetch(SQL["customer_passes"], holder.customer_id)
-            await connection.fetch(SQL["stores"], PROGRAM)
-            await connection.execute(SQL["push_queue"], 1, 0, effects.now, holder.serial)
-            await insert_events(connection, effects.updated_events())
-            await connection.fetchrow(SQL["pass"], holder.serial)
-            tag = await connection.fetchval(SQL["counter"])
-            await connection.execute(
-                SQL["pass_update"],
+            await connection.fetch(SQL["customer_passes_now"], holder.customer_id)
+            await connection.execute(SQL["push_queue_now"], holder.serial, effects.now)
+            await insert_events(
+                connection,
+                effects.scanned_events() + effects.earned_events() + effects.updated_events(),
+                service=True,
+            )
+            await connection.fetchval(
+                SQL["pass_update_tagged"],
+                holder.serial,
+                wallet_pass["state"],
+                "null",
+                wallet_pass["void_reason"],
                 effects.version,
                 effects.content_hash,
-                tag,
                 next_change_time(wallet_pass["last_changed_at"], effects.now),
-                holder.serial,
             )
-            await connection.fetchrow(SQL["inbox_get"], SOURCE, work.scan_id)
-            await connection.execute(SQL["inbox_respond"], effects.answer, received, inbox_id)
+            await connection.execute(SQL["inbox_respond_now"], inbox_id, effects.answer, received)
 
 
 async def lean_scan(pool: Connections, work: ScanWork) -> None:

@@ -52,9 +52,9 @@ async def _record_once(
 ) -> ScanResult:
     now = ctx.clock()
     async with ctx.uow() as uow:
-        seen = await uow.inbox.get(source, scan.scan_id)
-        if seen is not None:
-            return _answer_of(seen.fingerprint, seen.response, scan)
+        # No look before the claim: a repeat, committed or in flight, fails on the
+        # inbox's unique index (DuplicateKey) and is answered by _replay. Repeats are
+        # rare; a look would cost every scan a round trip.
         await uow.inbox.claim(source, scan.scan_id, scan.fingerprint(), now, None)
         wallet_pass = await uow.passes.get_for_update(serial)
         if wallet_pass is None or wallet_pass.program_id != terminal.program_id:

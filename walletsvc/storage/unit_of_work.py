@@ -17,6 +17,20 @@ from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.google_objects import SqlGoogleQueue
 from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
+from walletsvc.storage.pg_connection import PgConnection
+from walletsvc.storage.pg_repositories import (
+    PgAppleDeviceRepository,
+    PgCustomerRepository,
+    PgInbox,
+    PgLedger,
+    PgOutbox,
+    PgPassRepository,
+    PgProgramRepository,
+    PgScanState,
+    PgStoreRepository,
+    PgTerminalRepository,
+    ProgramCache,
+)
 from walletsvc.storage.rate_buckets import SqlCallbackRejections, SqlRateBuckets
 from walletsvc.storage.repositories import (
     SqlApiKeyRepository,
@@ -32,8 +46,13 @@ from walletsvc.storage.tables import OutboxRow
 from walletsvc.storage.tier_feed import SqlJobSchedule, SqlTierFeed
 
 
-def is_unique_violation(exc: IntegrityError) -> bool:
-    """Tell a unique-key clash (retryable, or a 409) from other integrity errors (bugs)."""
+def is_unique_violation(exc: BaseException) -> bool:
+    """Tell a unique-key clash (retryable, or a 409) from other integrity errors (bugs).
+
+    Takes SQLAlchemy's IntegrityError and asyncpg's own errors (storage/pg_repositories.py).
+    """
+    if not isinstance(exc, IntegrityError):
+        return getattr(exc, "sqlstate", None) == "23505"
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     if sqlstate is not None:
         return bool(sqlstate == "23505")
@@ -80,24 +99,45 @@ class SqlUnitOfWork:
     google_objects: SqlGoogleQueue
     rate_buckets: SqlRateBuckets
     callback_rejections: SqlCallbackRejections
-    outbox: SqlOutbox
+    outbox: SqlOutbox | PgOutbox
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        programs: ProgramCache | None = None,
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        # Set on PostgreSQL: the hot paths' repositories go through asyncpg directly.
+        self._programs = programs
+        self._pg: PgScanState | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
-        self.programs = SqlProgramRepository(self._session)
-        self.customers = SqlCustomerRepository(self._session)
-        self.passes = SqlPassRepository(self._session, self._box)
-        self.stores = SqlStoreRepository(self._session)
-        self.terminals = SqlTerminalRepository(self._session, self._box)
+        session = self._session = self._sessions()
+        if self._programs is not None:
+            pg = self._pg = PgScanState(PgConnection(session))
+            self.programs = PgProgramRepository(session, pg, self._programs)
+            self.customers = PgCustomerRepository(session, pg)
+            self.passes = PgPassRepository(session, self._box, pg)
+            self.stores = PgStoreRepository(session, pg, self._programs)
+            self.terminals = PgTerminalRepository(session, self._box, pg)
+            self.apple_devices = PgAppleDeviceRepository(session, pg)
+            self.inbox = PgInbox(session, pg)
+            self.ledger = PgLedger(session, pg)
+            self.outbox = PgOutbox(pg, _utc_now)
+        else:
+            self.programs = SqlProgramRepository(session)
+            self.customers = SqlCustomerRepository(session)
+            self.passes = SqlPassRepository(session, self._box)
+            self.stores = SqlStoreRepository(session)
+            self.terminals = SqlTerminalRepository(session, self._box)
+            self.apple_devices = SqlAppleDeviceRepository(session)
+            self.inbox = SqlInbox(session)
+            self.ledger = SqlLedger(session)
+            self.outbox = SqlOutbox(session)
         self.api_keys = SqlApiKeyRepository(self._session)
-        self.apple_devices = SqlAppleDeviceRepository(self._session)
         self.push_queue = SqlPushQueue(self._session)
-        self.inbox = SqlInbox(self._session)
-        self.ledger = SqlLedger(self._session)
         self.tier_feed = SqlTierFeed(self._session)
         self.schedule = SqlJobSchedule(self._session)
         self.store_visits = SqlStoreVisitRepository(self._session)
@@ -105,7 +145,6 @@ class SqlUnitOfWork:
         self.google_objects = SqlGoogleQueue(self._session)
         self.rate_buckets = SqlRateBuckets(self._session)
         self.callback_rejections = SqlCallbackRejections(self._session)
-        self.outbox = SqlOutbox(self._session)
         return self
 
     async def __aexit__(
@@ -119,14 +158,18 @@ class SqlUnitOfWork:
         finally:
             await self._session.close()
         # A flush inside the block may hit a unique key a concurrent writer just took.
-        if isinstance(exc, IntegrityError) and is_unique_violation(exc):
+        if exc is not None and is_unique_violation(exc):
             raise DuplicateKey("a row with the same key exists already") from exc
 
     async def commit(self) -> None:
         """Commit; a unique-key clash becomes DuplicateKey so use cases can retry or refuse."""
         try:
+            if self._pg is not None and self._pg.outbox:
+                await self._pg.write_outbox()
             await self._session.commit()
-        except IntegrityError as exc:
+        except Exception as exc:
+            if not (isinstance(exc, IntegrityError) or is_unique_violation(exc)):
+                raise
             await self._session.rollback()
             if is_unique_violation(exc):
                 raise DuplicateKey("a row with the same key exists already") from exc
@@ -139,6 +182,14 @@ class SqlUnitOfWorkFactory:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
         self._sessions = sessions
         self._box = box
+        bind = sessions.kw.get("bind")
+        postgresql = bind is not None and bind.dialect.name == "postgresql"
+        # One cache per engine, so per database (tests open several in one process).
+        self._programs = ProgramCache() if postgresql else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self._box)
+        return SqlUnitOfWork(self._sessions, self._box, self._programs)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,479 @@
+# ruff: noqa: S608  (the SQL is put together from this module's constants; values are bind parameters)
+"""The repositories a scan goes through, on PostgreSQL: the same ports, in asyncpg.
+
+Each class overrides the methods of its ORM parent (storage/repositories.py and
+friends) that a scan, a loyalty change or a pass change calls; the others stay on the
+ORM, in the same transaction (storage/pg_connection.py). SQLite keeps the ORM
+classes. What these write, the ORM would have written: the test suite runs on both.
+
+The raw writes drop the ORM's copy of the row they change (`PgConnection.forget`), so
+an ORM read later in the same unit of work sees the new values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from walletsvc.domain.customer import Consents, Customer
+from walletsvc.domain.event import DomainEvent
+from walletsvc.domain.ledger import LedgerEntry
+from walletsvc.domain.program import Program
+from walletsvc.domain.store import Store, Terminal
+from walletsvc.domain.wallet_pass import PassKind, PassState, WalletPass
+from walletsvc.services.ports import InboxRecord
+from walletsvc.storage import mapping
+from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
+from walletsvc.storage.counter import PASS_UPDATE
+from walletsvc.storage.inbox import SqlInbox
+from walletsvc.storage.ledger import SqlLedger
+from walletsvc.storage.pg_connection import PgConnection
+from walletsvc.storage.repositories import (
+    SqlCustomerRepository,
+    SqlPassRepository,
+    SqlProgramRepository,
+    SqlStoreRepository,
+    SqlTerminalRepository,
+)
+from walletsvc.storage.secret_box import SecretBox
+from walletsvc.storage.tables import CustomerRow, PassRow, ProgramRow
+
+_PASS = (
+    "serial, program_id, customer_id, kind, state, auth_token_sealed, coupon, void_reason,"
+    " version, content_hash, last_changed_at, created_at"
+)
+# The digests of the program's row and of its stores ride along with the pass lock, so
+# the cached Program and stores are checked without round trips of their own
+# (ProgramCache).
+_PASS_LOCK = (
+    f"SELECT {_PASS}, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id),"
+    " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
+    " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE"
+)
+_PASS_GET = f"SELECT {_PASS} FROM passes WHERE serial = $1"
+_PASSES_OF = f"SELECT {_PASS} FROM passes WHERE customer_id = $1 ORDER BY created_at"
+_PASS_SET = (
+    "state = $2, coupon = $3, void_reason = $4, version = $5, content_hash = $6,"
+    " last_changed_at = $7"
+)
+_PASS_UPDATE = f"UPDATE passes SET {_PASS_SET} WHERE serial = $1"
+# A new version takes the next commit-ordered update tag in the same round trip: the
+# counter row stays locked from here to COMMIT, so this goes as late as the unit of
+# work allows (after the buffered outbox rows).
+_PASS_UPDATE_TAGGED = (
+    f"WITH tag AS (UPDATE counters SET value = value + 1 WHERE name = '{PASS_UPDATE}'"
+    f" RETURNING value) UPDATE passes SET {_PASS_SET},"
+    " update_tag = COALESCE((SELECT value FROM tag), -1) WHERE serial = $1 RETURNING update_tag"
+)
+_COUNTER_CREATE = (
+    f"INSERT INTO counters (name, value) VALUES ('{PASS_UPDATE}', 0) ON CONFLICT DO NOTHING"
+)
+_CUSTOMER = (
+    "id, program_id, external_id, location_consent, marketing_consent, points_balance, tier,"
+    " merged_into, tier_floor, erased_at, created_at, updated_at"
+)
+_CUSTOMER_GET = f"SELECT {_CUSTOMER} FROM customers WHERE id = $1"
+_CUSTOMER_LOCK = f"{_CUSTOMER_GET} FOR UPDATE"
+_CUSTOMER_UPDATE = (
+    "UPDATE customers SET location_consent = $2, marketing_consent = $3, points_balance = $4,"
+    " tier = $5, updated_at = $6, merged_into = $7, tier_floor = $8 WHERE id = $1"
+)
+_PROGRAM_GET = (
+    "SELECT id, name, points_per_unit, tiers, apple, google, loyalty, design_version,"
+    " refreshed_version, created_at, updated_at, md5(programs::text) FROM programs WHERE id = $1"
+)
+# Each row carries the digest of them all, computed as the pass lock computes it.
+_STORES_OF_DIGESTED = (
+    "SELECT id, program_id, name, latitude, longitude, radius_m, created_at,"
+    " md5(string_agg(s::text, ',') OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING"
+    " AND UNBOUNDED FOLLOWING)) FROM stores s WHERE program_id = $1 ORDER BY id"
+)
+_TERMINAL_GET = (
+    "SELECT id, store_id, program_id, adapter, secret_sealed, previous_secret_sealed,"
+    " previous_valid_until, created_at FROM terminals WHERE id = $1"
+)
+_INBOX_CLAIM = (
+    "INSERT INTO inbox (source, external_id, fingerprint, received_at, response, body)"
+    " VALUES ($1, $2, $3, $4, 'null', $5) RETURNING id"
+)
+_INBOX_GET = (
+    "SELECT fingerprint, response, processed_at FROM inbox WHERE source = $1 AND external_id = $2"
+)
+_INBOX_RESPOND = "UPDATE inbox SET response = $2, processed_at = $3 WHERE id = $1"
+_INBOX_RESPOND_BY_KEY = (
+    "UPDATE inbox SET response = $3, processed_at = $4 WHERE source = $1 AND external_id = $2"
+)
+_LEDGER_APPEND = (
+    "INSERT INTO ledger_entries (program_id, customer_id, kind, points, business_key, source,"
+    " occurred_at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+_PUSHES = (
+    "INSERT INTO apple_push_queue (pass_type_id, push_token, generation, attempts, due_at)"
+    " SELECT r.pass_type_id, d.push_token, 1, 0, $2 FROM apple_registrations r"
+    " JOIN apple_devices d ON d.device_library_id = r.device_library_id WHERE r.serial = $1"
+    " ON CONFLICT (pass_type_id, push_token)"
+    " DO UPDATE SET generation = apple_push_queue.generation + 1"
+)
+_OUTBOX_COLUMNS = 7
+
+
+def _outbox_insert(rows: int) -> str:
+    values = ", ".join(
+        "(" + ", ".join(f"${_OUTBOX_COLUMNS * r + c}" for c in range(1, _OUTBOX_COLUMNS + 1)) + ")"
+        for r in range(rows)
+    )
+    return (
+        "INSERT INTO outbox (event_id, type, subject, partition_key, occurred_at, recorded_at,"
+        f" data) VALUES {values}"
+    )
+
+
+_OUTBOX_INSERTS = {rows: _outbox_insert(rows) for rows in range(1, 9)}
+
+
+@dataclass
+class ProgramCache:
+    """Programs and their stores as last read, with digests (one per engine, so per database).
+
+    A unit of work uses a cached program only when a statement of its own saw the same
+    digest in the database (the pass lock reads it), so a change made by any process is
+    seen at once; nothing here outlives what PostgreSQL holds.
+    """
+
+    programs: dict[str, tuple[str, Program]] = field(default_factory=dict)
+    stores: dict[str, tuple[str, tuple[Store, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class PgScanState:
+    """What the repositories of one unit of work share: rows seen, writes held back."""
+
+    connection: PgConnection
+    program_digests: dict[str, str] = field(default_factory=dict)
+    store_digests: dict[str, str] = field(default_factory=dict)
+    pass_versions: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    outbox: list[Any] = field(default_factory=list)
+
+    async def write_outbox(self) -> None:
+        """Insert the events added so far, in one statement per eight."""
+        rows, self.outbox = self.outbox, []
+        while rows:
+            chunk, rows = rows[:8], rows[8:]
+            args = [value for row in chunk for value in row]
+            connection = await self.connection()
+            await connection.execute(_OUTBOX_INSERTS[len(chunk)], *args)
+
+
+class PgOutbox:
+    """Holds the events of the unit of work and writes them in one INSERT (see commit)."""
+
+    def __init__(self, state: PgScanState, now: Any) -> None:
+        self._state = state
+        self._now = now
+
+    async def add(self, event: DomainEvent) -> None:
+        self._state.outbox.append(
+            (
+                event.id,
+                event.type,
+                event.subject,
+                event.subject,
+                event.occurred_at,
+                self._now(),
+                json.dumps(dict(event.data)),
+            )
+        )
+
+
+class PgProgramRepository(SqlProgramRepository):
+    def __init__(self, session: AsyncSession, state: PgScanState, cache: ProgramCache) -> None:
+        super().__init__(session)
+        self._state = state
+        self._cache = cache
+
+    async def get(self, program_id: str) -> Program | None:
+        digest = self._state.program_digests.get(program_id)
+        cached = self._cache.programs.get(program_id)
+        if digest is not None and cached is not None and cached[0] == digest:
+            return cached[1]
+        connection = await self._state.connection(begin=False)
+        record = await connection.fetchrow(_PROGRAM_GET, program_id)
+        if record is None:
+            return None
+        program = mapping.program_from_row(ProgramRow(**dict(list(record.items())[:-1])))
+        self._cache.programs[program_id] = (record[-1], program)
+        self._state.program_digests[program_id] = record[-1]
+        return program
+
+    async def update(self, program: Program) -> None:
+        self._state.program_digests.pop(program.id, None)
+        await super().update(program)
+
+
+class PgCustomerRepository(SqlCustomerRepository):
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+
+    async def get(self, customer_id: str) -> Customer | None:
+        return await self._read(_CUSTOMER_GET, customer_id, begin=False)
+
+    async def get_for_update(self, customer_id: str) -> Customer | None:
+        # Row-locked: two scans of one customer cannot lose a point.
+        return await self._read(_CUSTOMER_LOCK, customer_id, begin=True)
+
+    async def get_fresh(self, customer_id: str) -> Customer | None:
+        return await self._read(_CUSTOMER_GET, customer_id, begin=False)
+
+    async def update(self, customer: Customer) -> None:
+        assert customer.updated_at is not None
+        connection = await self._state.connection()
+        done = await connection.execute(
+            _CUSTOMER_UPDATE,
+            customer.id,
+            customer.consents.location,
+            customer.consents.marketing,
+            customer.points_balance,
+            customer.tier,
+            customer.updated_at,
+            customer.merged_into,
+            customer.tier_floor,
+        )
+        if done == "UPDATE 0":
+            raise LookupError(f"customer {customer.id} vanished during the transaction")
+        self._state.connection.forget(CustomerRow, customer.id)
+
+    async def _read(self, sql: str, customer_id: str, *, begin: bool) -> Customer | None:
+        connection = await self._state.connection(begin=begin)
+        r = await connection.fetchrow(sql, customer_id)
+        if r is None or r[9] is not None:  # none, or erased: erased is gone for all
+            return None
+        return Customer(
+            id=r[0],
+            program_id=r[1],
+            external_id=r[2],
+            consents=Consents(location=r[3], marketing=r[4]),
+            points_balance=r[5],
+            tier=r[6],
+            merged_into=r[7],
+            tier_floor=r[8],
+            created_at=mapping.aware(r[10]),
+            updated_at=mapping.aware(r[11]),
+        )
+
+
+class PgPassRepository(SqlPassRepository):
+    def __init__(self, session: AsyncSession, box: SecretBox, state: PgScanState) -> None:
+        super().__init__(session, box)
+        self._state = state
+
+    async def get(self, serial: str) -> WalletPass | None:
+        connection = await self._state.connection(begin=False)
+        record = await connection.fetchrow(_PASS_GET, serial)
+        return self._from_record(record) if record is not None else None
+
+    async def get_for_update(self, serial: str) -> WalletPass | None:
+        # Row-locked, so two changes to one pass cannot overwrite each other.
+        connection = await self._state.connection()
+        record = await connection.fetchrow(_PASS_LOCK, serial)
+        if record is None:
+            return None
+        if record[12] is not None:
+            self._state.program_digests[record[1]] = record[12]
+        self._state.store_digests[record[1]] = record[13]
+        return self._from_record(record)
+
+    async def for_customer(self, customer_id: str) -> list[WalletPass]:
+        connection = await self._state.connection(begin=False)
+        return [self._from_record(r) for r in await connection.fetch(_PASSES_OF, customer_id)]
+
+    async def update(self, wallet_pass: WalletPass) -> None:
+        assert wallet_pass.last_changed_at is not None
+        state = self._state
+        values = (
+            wallet_pass.serial,
+            wallet_pass.state.value,
+            _json(mapping.coupon_to_json(wallet_pass.coupon)),
+            wallet_pass.void_reason,
+            wallet_pass.version,
+            wallet_pass.content_hash,
+            wallet_pass.last_changed_at,
+        )
+        stored = state.pass_versions.get(wallet_pass.serial)
+        connection = await state.connection()
+        if stored is None:
+            stored = await connection.fetchval(
+                "SELECT version FROM passes WHERE serial = $1", wallet_pass.serial
+            )
+            if stored is None:
+                raise LookupError(f"pass {wallet_pass.serial} vanished during the transaction")
+        if stored == wallet_pass.version:
+            await connection.execute(_PASS_UPDATE, *values)
+        else:
+            # What devices see as "changed since": taken last, in commit order.
+            if state.outbox:
+                await state.write_outbox()
+            tag = await connection.fetchval(_PASS_UPDATE_TAGGED, *values)
+            if tag == -1:  # the counter's first use in this database
+                await connection.execute(_COUNTER_CREATE)
+                await connection.fetchval(_PASS_UPDATE_TAGGED, *values)
+        state.pass_versions[wallet_pass.serial] = wallet_pass.version
+        state.connection.forget(PassRow, wallet_pass.serial)
+
+    def _from_record(self, r: Any) -> WalletPass:
+        tokens = self._state.tokens
+        token = tokens.get(r[5])
+        if token is None:
+            token = tokens[r[5]] = self._box.open(r[5])
+        self._state.pass_versions[r[0]] = r[8]
+        return WalletPass(
+            serial=r[0],
+            program_id=r[1],
+            customer_id=r[2],
+            kind=PassKind(r[3]),
+            authentication_token=token,
+            state=PassState(r[4]),
+            coupon=mapping.coupon_from_json(r[6]),
+            void_reason=r[7],
+            version=r[8],
+            content_hash=r[9],
+            last_changed_at=mapping.aware(r[10]),
+            created_at=mapping.aware(r[11]),
+        )
+
+
+class PgStoreRepository(SqlStoreRepository):
+    def __init__(self, session: AsyncSession, state: PgScanState, cache: ProgramCache) -> None:
+        super().__init__(session)
+        self._state = state
+        self._cache = cache
+
+    async def for_program(self, program_id: str) -> list[Store]:
+        digest = self._state.store_digests.get(program_id)
+        cached = self._cache.stores.get(program_id)
+        if digest is not None and cached is not None and cached[0] == digest:
+            return list(cached[1])
+        connection = await self._state.connection(begin=False)
+        records = await connection.fetch(_STORES_OF_DIGESTED, program_id)
+        stores = self._stores(records)
+        if records:
+            self._cache.stores[program_id] = (records[0][7], tuple(stores))
+        return stores
+
+    async def add(self, store: Store) -> None:
+        self._state.store_digests.pop(store.program_id, None)
+        await super().add(store)
+
+    def _stores(self, records: list[Any]) -> list[Store]:
+        return [
+            Store(
+                id=r[0],
+                program_id=r[1],
+                name=r[2],
+                latitude=r[3],
+                longitude=r[4],
+                radius_m=r[5],
+                created_at=mapping.aware(r[6]),
+            )
+            for r in records
+        ]
+
+
+class PgTerminalRepository(SqlTerminalRepository):
+    def __init__(self, session: AsyncSession, box: SecretBox, state: PgScanState) -> None:
+        super().__init__(session, box)
+        self._state = state
+
+    async def get(self, terminal_id: str) -> Terminal | None:
+        connection = await self._state.connection(begin=False)
+        r = await connection.fetchrow(_TERMINAL_GET, terminal_id)
+        if r is None:
+            return None
+        return Terminal(
+            id=r[0],
+            store_id=r[1],
+            program_id=r[2],
+            adapter=r[3],
+            secret=self._box.open(r[4]),
+            previous_secret=self._box.open(r[5]) if r[5] else None,
+            previous_valid_until=mapping.aware(r[6]) if r[6] else None,
+            created_at=mapping.aware(r[7]),
+        )
+
+
+class PgInbox(SqlInbox):
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+        self._claimed: dict[tuple[str, str], int] = {}
+
+    async def claim(
+        self, source: str, external_id: str, fingerprint: str, now: datetime, body: bytes | None
+    ) -> None:
+        # A concurrent copy waits on the unique index until the first commits, then fails
+        # as a duplicate; the unit of work raises DuplicateKey.
+        connection = await self._state.connection()
+        self._claimed[(source, external_id)] = await connection.fetchval(
+            _INBOX_CLAIM, source, external_id, fingerprint, now, body
+        )
+
+    async def get(self, source: str, external_id: str) -> InboxRecord | None:
+        connection = await self._state.connection(begin=False)
+        r = await connection.fetchrow(_INBOX_GET, source, external_id)
+        if r is None:
+            return None
+        return InboxRecord(r[0], r[1], r[2] is not None)
+
+    async def respond(
+        self, source: str, external_id: str, response: dict[str, Any], now: datetime
+    ) -> None:
+        connection = await self._state.connection()
+        claimed = self._claimed.get((source, external_id))
+        if claimed is not None:
+            await connection.execute(_INBOX_RESPOND, claimed, json.dumps(response), now)
+        else:
+            await connection.execute(
+                _INBOX_RESPOND_BY_KEY, source, external_id, json.dumps(response), now
+            )
+
+
+class PgLedger(SqlLedger):
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+
+    async def append(self, entry: LedgerEntry, now: datetime) -> None:
+        # A business key seen before fails on the unique index: DuplicateKey, nothing twice.
+        connection = await self._state.connection()
+        await connection.execute(
+            _LEDGER_APPEND,
+            entry.program_id,
+            entry.customer_id,
+            entry.kind.value,
+            entry.points,
+            entry.business_key,
+            entry.source,
+            entry.occurred_at,
+            now,
+        )
+
+
+class PgAppleDeviceRepository(SqlAppleDeviceRepository):
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+
+    async def queue_pushes(self, serial: str, due_at: datetime) -> None:
+        """Owe a push to every device the pass is on; pending pushes absorb this one."""
+        connection = await self._state.connection()
+        # The due time stays as first set: a stream of changes must not postpone the push.
+        await connection.execute(_PUSHES, serial, due_at)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
