@@ -59,7 +59,7 @@ CUSTOMERS = int(os.environ.get("CUSTOMERS", "2000"))
 BATCH = int(os.environ.get("BATCH", "500"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-DATABASE = "walletsvc_bench_relay"
+DATABASE = "walletsvc_bench_relayperf"
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
 )
