@@ -58,6 +58,7 @@ RUNS = int(os.environ.get("RUNS", "3"))
 CUSTOMERS = int(os.environ.get("CUSTOMERS", "2000"))
 BATCH = int(os.environ.get("BATCH", "500"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
+FAN_OUT = int(os.environ.get("FAN_OUT", str(max(BATCH, 1000))))
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 DATABASE = "walletsvc_bench_relayperf"
 DATABASE_URL = os.environ.get(
@@ -150,7 +151,12 @@ async def time_relay(store: SqlEventDeliveryStore, sink: object, done: object) -
         store,
         [sink],  # type: ignore[list-item]
         source=SOURCE,
-        policy=RelayPolicy(batch=BATCH, fan_out_batch=max(BATCH, 1000), idle_wait_s=0.05),
+        policy=RelayPolicy(
+            batch=BATCH,
+            fan_out_batch=FAN_OUT,
+            idle_wait_s=0.05,
+            workers=int(os.environ.get("WORKERS", "2")),
+        ),
     )
     await relay.start()
     if isinstance(sink, JetStreamEventSink):
