@@ -8,14 +8,15 @@ Target (issue 6): the relay reaches at least 0.5 x the floor measured in the sam
 Setup, untimed, per round: the outbox and delivery tables emptied, then N events of
 CUSTOMERS customers (pass_updated, ~300-byte data) written through SqlOutbox in
 transactions of 500, on PostgreSQL (DATABASE_URL, default a database
-`walletsvc_bench_relay` on 127.0.0.1, made and migrated here).
+`walletsvc_bench_relayperf` on 127.0.0.1, made and migrated here).
 
 Timed, one side at a time, each round:
 
 - `relay -> nats`: the real EventRelay (`run`, in this process) with one
-  JetStreamEventSink; the clock stops when the stream holds N messages. It fans out,
-  claims (FOR UPDATE SKIP LOCKED, at most one event per customer per claim), encodes
-  CloudEvents, publishes with Nats-Msg-Id and waits for every ack, settles.
+  JetStreamEventSink; the clock stops when the stream holds N messages. It distributes
+  (marks outbox rows, makes the first attempt: encodes CloudEvents, publishes with
+  Nats-Msg-Id and waits for every ack, in the marking transaction), then claims
+  whatever is left owed (FOR UPDATE SKIP LOCKED, one event per customer per claim).
 - `floor -> nats`: nats-py publishing the same N CloudEvents bodies with the same
   headers to a fresh stream, BATCH publish_async calls then their acks, repeated.
 - `relay -> webhook` and `floor -> webhook`: the same, to a receiver in its own process

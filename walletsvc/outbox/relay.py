@@ -187,8 +187,8 @@ class EventRelay:
         """Distribute committed events, with a first attempt where the store allows it
         (PostgreSQL); return how many events.
 
-        One transaction takes up to `fan_out_batch` events, `batch` at a time, with up
-        to `workers` batches being sent while the next is read: the database and the
+        One transaction takes up to `workers` x `batch` events (and `fan_out_batch`),
+        `batch` at a time, the next read while the one before is being sent: the database and the
         sinks work at once. It commits when every batch is answered (or left leased),
         so a relay killed meanwhile leaves all of them undistributed, to be sent again.
         """
@@ -201,12 +201,16 @@ class EventRelay:
         committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         policy = self.policy
 
+        # A relay killed mid-distribution resends all of it: no more than the `workers`
+        # batches a claiming relay may have in flight.
+        most = min(policy.fan_out_batch, policy.batch * policy.workers)
+
         async def work(batches: DistributingBatches) -> int:
             count = 0
             rounds: deque[_Round] = deque()
             sending: dict[str, Counter[str]] = {sink.route.name: Counter() for sink in self.sinks}
-            while count < policy.fan_out_batch:
-                limit = min(policy.batch, policy.fan_out_batch - count)
+            while count < most:
+                limit = min(policy.batch, most - count)
                 distribution = await batches.next(limit)
                 if distribution is None:
                     break
@@ -466,7 +470,10 @@ class EventRelay:
             except Exception:
                 log.exception("events.fan_out.failed")
                 count = 0
-            if count < self.policy.fan_out_batch:
+            full = self.policy.fan_out_batch
+            if self.store.distributes:
+                full = min(full, self.policy.batch * self.policy.workers)
+            if count < full:
                 await _wait(stop, None, self.policy.idle_wait_s)
 
     async def _sink_loop(self, sink: EventSink, stop: asyncio.Event) -> None:
