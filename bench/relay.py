@@ -8,14 +8,15 @@ Target (issue 6): the relay reaches at least 0.5 x the floor measured in the sam
 Setup, untimed, per round: the outbox and delivery tables emptied, then N events of
 CUSTOMERS customers (pass_updated, ~300-byte data) written through SqlOutbox in
 transactions of 500, on PostgreSQL (DATABASE_URL, default a database
-`walletsvc_bench_relay` on 127.0.0.1, made and migrated here).
+`walletsvc_bench_relayperf` on 127.0.0.1, made and migrated here).
 
 Timed, one side at a time, each round:
 
 - `relay -> nats`: the real EventRelay (`run`, in this process) with one
-  JetStreamEventSink; the clock stops when the stream holds N messages. It fans out,
-  claims (FOR UPDATE SKIP LOCKED, at most one event per customer per claim), encodes
-  CloudEvents, publishes with Nats-Msg-Id and waits for every ack, settles.
+  JetStreamEventSink; the clock stops when the stream holds N messages. It distributes
+  (marks outbox rows, makes the first attempt: encodes CloudEvents, publishes with
+  Nats-Msg-Id and waits for every ack, in the marking transaction), then claims
+  whatever is left owed (FOR UPDATE SKIP LOCKED, one event per customer per claim).
 - `floor -> nats`: nats-py publishing the same N CloudEvents bodies with the same
   headers to a fresh stream, BATCH publish_async calls then their acks, repeated.
 - `relay -> webhook` and `floor -> webhook`: the same, to a receiver in its own process
@@ -58,8 +59,9 @@ RUNS = int(os.environ.get("RUNS", "3"))
 CUSTOMERS = int(os.environ.get("CUSTOMERS", "2000"))
 BATCH = int(os.environ.get("BATCH", "500"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
+FAN_OUT = int(os.environ.get("FAN_OUT", str(max(BATCH, 1000))))
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-DATABASE = "walletsvc_bench_relay"
+DATABASE = "walletsvc_bench_relayperf"
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
 )
@@ -150,7 +152,12 @@ async def time_relay(store: SqlEventDeliveryStore, sink: object, done: object) -
         store,
         [sink],  # type: ignore[list-item]
         source=SOURCE,
-        policy=RelayPolicy(batch=BATCH, fan_out_batch=max(BATCH, 1000), idle_wait_s=0.05),
+        policy=RelayPolicy(
+            batch=BATCH,
+            fan_out_batch=FAN_OUT,
+            idle_wait_s=0.05,
+            workers=int(os.environ.get("WORKERS", "2")),
+        ),
     )
     await relay.start()
     if isinstance(sink, JetStreamEventSink):

@@ -439,3 +439,70 @@ def test_unique_sink_names_are_required():
             ]
         )
     assert uuid  # keep the import for ids made in other tests
+
+
+@pytest.mark.postgres
+async def test_the_first_attempt_leaves_no_row_for_what_is_delivered(
+    container, receiver, session, clock
+):
+    """PostgreSQL sends while it distributes: only what is still owed becomes a row."""
+    mine = await record(container, "cust-q", count=2)
+    other = await record(container, "cust-r")
+    receiver.answers = ["ok", "500"]  # cust-q's first event, then cust-r's
+    relay = make_relay(container, receiver, session, clock)
+    assert await relay.distribute_once() == 3
+    # cust-q's first went; its second waits behind it (pending, never tried); cust-r's
+    # failed and backs off. Nothing delivered left a row.
+    assert receiver.ids == mine[:1]
+    assert sorted(await deliveries(container)) == [("crm", "pending", 0), ("crm", "pending", 1)]
+    async with container.engine.connect() as connection:
+        left = await connection.scalar(
+            text("SELECT count(*) FROM outbox WHERE distributed_at IS NULL")
+        )
+    assert left == 0
+    clock.advance(seconds=2)
+    await relay.drain()
+    assert sorted(receiver.ids) == sorted([*mine, *other])
+    assert [i for i in receiver.ids if i in mine] == mine  # in order for the customer
+    assert await deliveries(container) == []
+
+
+@pytest.mark.postgres
+async def test_a_first_attempt_past_its_wait_is_leased_and_settled_when_answered(
+    container, receiver, session, clock
+):
+    ids = await record(container, "cust-s")
+    receiver.answers = ["slow"]
+    receiver.slow_s = 0.6
+    relay = make_relay(container, receiver, session, clock, first_attempt_wait=timedelta(0))
+    assert await relay.distribute_once() == 1
+    # Committed with the reply still awaited: the row is leased, so no claim resends it.
+    assert await deliveries(container) == [("crm", "pending", 0)]
+    assert await relay.deliver_once(relay.sinks[0]) == 0
+    await relay.close()  # waits for the late reply and settles it
+    assert await deliveries(container) == []
+    assert receiver.ids == ids
+
+
+@pytest.mark.postgres
+async def test_a_distribution_cut_short_records_nothing_and_is_sent_again(
+    container, receiver, session, clock
+):
+    """A relay that dies mid-distribution: its events are undistributed, resent by id."""
+    ids = await record(container, "cust-t")
+    receiver.answers = ["slow"]
+    receiver.slow_s = 0.5
+    relay = make_relay(container, receiver, session, clock)
+    cut = asyncio.create_task(relay.distribute_once())
+    await asyncio.sleep(0.2)  # the post is out, the transaction open
+    cut.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cut
+    async with container.engine.connect() as connection:
+        left = await connection.scalar(
+            text("SELECT count(*) FROM outbox WHERE distributed_at IS NULL")
+        )
+    assert left == 1 and await deliveries(container) == []
+    await relay.drain()
+    assert set(receiver.ids) == set(ids)  # the same id again: receivers dedupe on it
+    assert await deliveries(container) == []

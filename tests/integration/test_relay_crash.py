@@ -117,7 +117,9 @@ async def test_every_committed_event_arrives_after_outages_and_a_sigkilled_relay
     assert len(ids) == total
     assert sorted(set(receiver.ids)) == sorted(ids)
     repeats = len(receiver.ids) - len(set(receiver.ids))
-    assert repeats <= BATCH, f"{repeats} repeats; only a claimed batch may be resent"
+    # What the killed relay had in flight may be resent: its claims, or the first
+    # attempts of its open distribution; either is at most `workers` (2) batches.
+    assert repeats <= 2 * BATCH, f"{repeats} repeats; only batches in flight may be resent"
     for customer, sequence in receiver.by_partition().items():
         assert sequence == sorted(sequence), f"{customer} out of order"
     messages = await stream_messages(jetstream)

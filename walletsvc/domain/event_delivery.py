@@ -8,9 +8,12 @@ failing sink never holds up another.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+PENDING = "pending"  # owed: due now, backing off, or leased to a relay
+DEAD = "dead"  # a dead letter: given up on until replayed
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,34 @@ class DeadLetter:
     last_error: str | None
     queued_at: datetime
     dead_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery row the relay asks the store to make while it distributes events.
+
+    Only events a sink still owes after the first attempt get one: an event sent and
+    acknowledged while its outbox row was being distributed leaves no row at all.
+    """
+
+    sink: str
+    seq: int
+    partition_key: str
+    state: str  # PENDING or DEAD
+    attempts: int
+    queued_at: datetime
+    next_attempt_at: datetime
+    lease_id: str | None = None  # still in flight when distribution committed
+    leased_until: datetime | None = None
+    last_error: str | None = None
+    dead_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the store knows, inside the distributing transaction, about where events may go."""
+
+    events: Sequence[RecordedEvent]  # committed, undistributed, in outbox order
+    held: frozenset[str]  # sinks paused by a 429 (or gone): nothing is sent to them now
+    gone: frozenset[str]  # sinks stopped by a 410: their events are dead letters at once
+    owed: frozenset[tuple[str, str]]  # (sink, partition key) with an earlier delivery owed

@@ -6,7 +6,7 @@ The relay (walletsvc/outbox/relay.py) drives these; storage implements the store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -15,6 +15,8 @@ from walletsvc.domain.event_delivery import (
     DeadLetter,
     Delivery,
     DeliveryReply,
+    Distribution,
+    NewDelivery,
     OutgoingEvent,
     SinkRoute,
     SinkState,
@@ -65,8 +67,37 @@ class EventSink(Protocol):
     async def close(self) -> None: ...
 
 
+class DistributingBatches(Protocol):
+    """An open distribution: the next batch of events, and what is still owed of them."""
+
+    async def next(self, limit: int) -> Distribution | None:
+        """Mark the next `limit` committed, undistributed events; return them, or None."""
+        ...
+
+    async def owe(self, owing: Sequence[NewDelivery]) -> None:
+        """Record deliveries still owed after a first attempt."""
+        ...
+
+
 class EventDeliveryStore(Protocol):
     """Deliveries per sink and event, and the shared state of sinks; each call one transaction."""
+
+    # True when `distribute` works: the store can keep its transaction open while the
+    # relay sends (PostgreSQL); otherwise the relay fans out, then claims.
+    distributes: bool
+
+    async def distribute(
+        self,
+        routes: Sequence[SinkRoute],
+        now: datetime,
+        work: Callable[[DistributingBatches], Awaitable[int]],
+    ) -> int:
+        """Run `work` in one transaction that marks events distributed as it reads them.
+
+        Its deliveries owed are inserted by the same transaction, which commits when
+        `work` returns; 0 without calling `work` while another relay distributes.
+        """
+        ...
 
     async def fan_out(self, routes: Sequence[SinkRoute], now: datetime, limit: int) -> int:
         """Make deliveries of up to `limit` committed, undistributed events; return the count."""

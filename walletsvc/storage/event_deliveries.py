@@ -19,7 +19,7 @@ was taken over can no longer settle the rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +28,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from walletsvc.domain.event_delivery import (
+    DEAD,
+    PENDING,
     DeadLetter,
     Delivery,
+    Distribution,
+    NewDelivery,
     RecordedEvent,
     SinkRoute,
     SinkState,
@@ -37,8 +41,6 @@ from walletsvc.domain.event_delivery import (
 from walletsvc.services.event_delivery import GiveUp, Retry
 from walletsvc.storage.tables import EventDeliveryRow, EventSinkRow, OutboxRow
 
-PENDING = "pending"
-DEAD = "dead"
 # Any constant works; it only has to differ from other advisory locks in the database.
 _FAN_OUT_LOCK = 0x77_6C_74_73_76_63_01  # "wltsvc" 1
 
@@ -52,12 +54,144 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+class Distributing:
+    """One open distributing transaction (PostgreSQL): batches out, owed rows in."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        sinks: list[str],
+        now: datetime,
+        held: frozenset[str],
+        gone: frozenset[str],
+    ) -> None:
+        self._conn = conn
+        self._sinks = sinks
+        self._now = now
+        self._held = held
+        self._gone = gone
+
+    async def next(self, limit: int) -> Distribution | None:
+        """Mark the next `limit` committed, undistributed events; return them, or None."""
+        # Read and marked in one statement; a row committing meanwhile is left for the
+        # next batch (it is still undistributed), whatever its seq.
+        returned = (
+            await self._conn.execute(
+                text(
+                    "UPDATE outbox SET distributed_at = :now WHERE seq IN ("
+                    " SELECT seq FROM outbox WHERE distributed_at IS NULL"
+                    " ORDER BY seq LIMIT :limit) "
+                    "RETURNING seq, event_id, type, subject, partition_key,"
+                    " occurred_at, recorded_at, data"
+                ).columns(data=_outbox.c.data.type),
+                {"now": self._now, "limit": limit},
+            )
+        ).all()
+        if not returned:
+            return None
+        rows = sorted(returned, key=lambda row: row.seq)  # RETURNING keeps no order
+        events = [
+            RecordedEvent(
+                seq=row.seq,
+                id=row.event_id,
+                type=row.type,
+                subject=row.subject,
+                partition_key=row.partition_key,
+                occurred_at=_utc(row.occurred_at),
+                recorded_at=_utc(row.recorded_at),
+                data=row.data,
+            )
+            for row in rows
+        ]
+        keys = sorted({event.partition_key for event in events})
+        owed = {
+            (row.sink, row.partition_key)
+            for row in await self._conn.execute(
+                text(
+                    "SELECT DISTINCT sink, partition_key FROM outbox_deliveries "
+                    "WHERE sink = ANY(:sinks) AND partition_key = ANY(:keys) "
+                    "AND state = 'pending'"
+                ),
+                {"sinks": self._sinks, "keys": keys},
+            )
+        }
+        return Distribution(events, self._held, self._gone, frozenset(owed))
+
+    async def owe(self, owing: Sequence[NewDelivery]) -> None:
+        """Insert the deliveries still owed after a batch's first attempt."""
+        if not owing:
+            return
+        await self._conn.execute(
+            insert(_deliveries),
+            [
+                {
+                    "sink": new.sink,
+                    "seq": new.seq,
+                    "partition_key": new.partition_key,
+                    "state": new.state,
+                    "attempts": new.attempts,
+                    "queued_at": new.queued_at,
+                    "next_attempt_at": new.next_attempt_at,
+                    "lease_id": new.lease_id,
+                    "leased_until": new.leased_until,
+                    "last_error": new.last_error,
+                    "dead_at": new.dead_at,
+                }
+                for new in owing
+            ],
+        )
+
+
 class SqlEventDeliveryStore:
     """EventDeliveryStore on SQLite or PostgreSQL; every method is its own transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # Only PostgreSQL can keep a transaction open while events are sent: on SQLite
+        # it would hold the one write lock, and every writer, for that long.
+        self.distributes = self._postgres
+
+    async def distribute(
+        self,
+        routes: Sequence[SinkRoute],
+        now: datetime,
+        work: Callable[[Distributing], Awaitable[int]],
+    ) -> int:
+        """Run `work` in one distributing transaction; return what it returns.
+
+        `work` takes batches of committed, undistributed events (`Distributing.next`,
+        which marks them distributed in this transaction), tries them on the sinks and
+        records what is still owed (`Distributing.owe`). It all commits when `work`
+        returns. Distributions and fan-outs take turns (the advisory lock), so what a
+        batch is told is owed cannot grow meanwhile (a replay aside). If the relay dies
+        first, nothing is recorded: the rows are undistributed still, and the next
+        relay sends them again with the same ids (at least once).
+        """
+        if not self._postgres:
+            raise NotImplementedError("distribute needs PostgreSQL; use fan_out")
+        async with self._engine.begin() as conn:
+            locked = await conn.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _FAN_OUT_LOCK}
+            )
+            if not locked:
+                return 0  # another relay is distributing right now
+            names = [route.name for route in routes]
+            held: set[str] = set()
+            gone: set[str] = set()
+            for mark in (
+                await conn.execute(
+                    select(_sinks.c.name, _sinks.c.paused_until, _sinks.c.gone_at).where(
+                        _sinks.c.name.in_(names)
+                    )
+                )
+            ).all():
+                if mark.gone_at is not None:
+                    gone.add(mark.name)
+                    held.add(mark.name)
+                elif mark.paused_until is not None and _utc(mark.paused_until) > now:
+                    held.add(mark.name)
+            return await work(Distributing(conn, names, now, frozenset(held), frozenset(gone)))
 
     async def fan_out(self, routes: Sequence[SinkRoute], now: datetime, limit: int) -> int:
         """Make deliveries of up to `limit` committed, undistributed events; return the count."""
