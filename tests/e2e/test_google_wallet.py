@@ -6,6 +6,7 @@ which checks the service account's OAuth2 assertion and behaves like the REST AP
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,8 @@ async def test_a_burst_of_balance_changes_reaches_google_as_one_patch(stack, adm
     # Whole arrays are sent, never messages (a PATCH would wipe those Google keeps).
     assert "textModulesData" in patches[0].body and "messages" not in patches[0].body
     assert "notifyPreference" not in patches[0].body
-    state = await (await client.get(f"/api/v1/passes/{issued['serial']}", headers=admin)).json()
-    assert state["google"] == {"state": "synced", "error": None, "field": None}
+    google_state = await _google_state_once_settled(client, admin, issued["serial"])
+    assert google_state == {"state": "synced", "error": None, "field": None}
 
 
 async def test_a_tier_change_notifies_the_holder_within_googles_limit(stack, admin, google):
@@ -239,5 +240,18 @@ async def test_an_object_google_lost_is_inserted_again_on_the_next_change(stack,
     await until(lambda: object_id in google.resources["loyaltyObject"])
     assert google.resources["loyaltyObject"][object_id]["loyaltyPoints"]["balance"] == {"int": 12}
     assert [s.status for s in google.calls("PATCH", object_id)] == [404]
-    state = await (await client.get(f"/api/v1/passes/{issued['serial']}", headers=admin)).json()
-    assert state["google"]["state"] == "synced"
+    assert (await _google_state_once_settled(client, admin, issued["serial"]))["state"] == "synced"
+
+
+async def _google_state_once_settled(client: Any, admin: dict[str, str], serial: str) -> Any:
+    """Return the pass's Google state once the worker has settled its last sync.
+
+    The fake holds the change as soon as it answers; the worker records the outcome a
+    moment later, so a read right after the fake changed may still say pending.
+    """
+    for _ in range(100):
+        state = await (await client.get(f"/api/v1/passes/{serial}", headers=admin)).json()
+        if state["google"]["state"] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    return state["google"]
