@@ -55,7 +55,10 @@ class _Reader(HTMLParser):
         if "data-figure" in a:
             r.figures[a["data-figure"]] = a["data-value"]
         if "data-sink" in a:
-            r.sinks[a["data-sink"]] = {"pending": int(a["data-pending"]), "dead": int(a["data-dead"])}
+            r.sinks[a["data-sink"]] = {
+                "pending": int(a["data-pending"]),
+                "dead": int(a["data-dead"]),
+            }
         if "data-program" in a:
             r.program = a["data-program"]
         if tag == "option":

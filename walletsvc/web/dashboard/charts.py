@@ -99,7 +99,8 @@ def column_chart(
             box = (x0 + j * bar_w, TOP + plot_h - h, max(bar_w - 1, 1), h)
             parts.append(_bar(chart, s, label, value, box, fmt))
         last = i == len(labels) - 1
-        if i % tick_every == 0 or last:
+        # A tick every week and the last day; none crowding the last one.
+        if (i % tick_every == 0 and len(labels) - 1 - i >= 3) or last:
             anchor = "end" if last else "start"
             parts.append(
                 f'<text x="{x0 + (group * 0.8 if last else 0):.1f}" y="{height - 8}" '

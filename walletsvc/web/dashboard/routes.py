@@ -40,7 +40,9 @@ SECURITY_HEADERS: Final = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it Chromium sends `Origin: null` on the page's own forms, and
+    # the origin check (session.py) needs the real one. No referrer leaves the site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
     "Vary": "Accept-Language, Cookie, Authorization",
@@ -115,7 +117,11 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     language = _language(request)
     if not same_origin(request):
-        log.warning("dashboard.sign_in.cross_site")
+        log.warning(
+            "dashboard.sign_in.cross_site",
+            origin=request.headers.get("Origin", "")[:100],
+            fetch_site=request.headers.get("Sec-Fetch-Site", "")[:20],
+        )
         return _respond(sign_in_page(language, 403, "cross_site"))
     form = await request.post()
     presented = form.get("key")
