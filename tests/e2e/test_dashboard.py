@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import ADMIN_KEY, EXTERNAL_DATABASE, empty_all_tables
 from tests.conformance.test_apple_web_service import OTHER_DEVICE, Wallet
+from tests.conftest import ADMIN_KEY, EXTERNAL_DATABASE, empty_all_tables
 from tests.dashboard_reader import DashboardReading, read_dashboard
 from tests.e2e.test_access import make_key, make_program
 from tests.e2e.test_geofence import add_customer, report
@@ -26,8 +26,6 @@ from walletsvc.domain.dashboard_session import make_session_token
 from walletsvc.services.api_keys import hash_secret
 from walletsvc.web.app import create_app
 from walletsvc.web.dashboard.session import COOKIE
-
-TODAY = datetime.now(UTC).date().isoformat()
 
 
 def _key_of(headers: dict[str, str]) -> str:
@@ -73,14 +71,15 @@ async def test_the_page_shows_installs_scans_visits_coupons_and_tiers(client, ad
     assert (status, answer["accepted"]) == (202, True), answer
 
     page = await _page(client, admin)
+    today = datetime.now(UTC).date().isoformat()  # the page's last day (UTC)
 
     assert page.program == "demo" and page.programs == ["demo"]
-    assert page.bar("installs", "apple", TODAY) == 2
-    assert page.bar("removals", "apple", TODAY) == 1
+    assert page.bar("installs", "apple", today) == 2
+    assert page.bar("removals", "apple", today) == 1
     assert page.total("installs", "google") == page.total("removals", "google") == 0
     assert page.bar("stores", "scans", "berlin") == 3  # purchase, identify, redeem
     assert page.bar("stores", "visits", "berlin") == 1
-    assert page.bar("coupons", "redeemed", TODAY) == 1
+    assert page.bar("coupons", "redeemed", today) == 1
     assert page.total("coupons", "redeemed") == 1
     assert page.bar("tiers", "customers", "Silver") == 1
     assert page.bar("tiers", "customers", "Bronze") == 2  # crm-2 and the visitor
