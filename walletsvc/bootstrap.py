@@ -53,6 +53,7 @@ from walletsvc.services.event_delivery import EventSink
 from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
+from walletsvc.storage.dashboard_stats import SqlDashboardStats
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
 from walletsvc.storage.migrate import upgrade
@@ -88,6 +89,9 @@ class Container:
     event_store: SqlEventDeliveryStore | None = None
     # Counts for /metrics and operators, read from the database at scrape time.
     stats: SqlStats | None = None
+    # The operator dashboard's figures, and the keys that sign its session cookies.
+    dashboard: SqlDashboardStats | None = None
+    session_keys: tuple[bytes, ...] = ()
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""
@@ -161,6 +165,8 @@ def build_container(settings: Settings) -> Container:
         google_callbacks=_google_callbacks(settings),
         event_store=SqlEventDeliveryStore(engine),
         stats=SqlStats(engine),
+        dashboard=SqlDashboardStats(engine),
+        session_keys=tuple(_derive(key, "dashboard-session") for key in secret_keys),
     )
 
 

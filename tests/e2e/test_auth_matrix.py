@@ -32,6 +32,7 @@ ALL_SCOPES = [
     "programs:write",
     "api-keys:write",
     "metrics:read",
+    "dashboard:read",
 ]
 
 
@@ -141,6 +142,12 @@ MATRIX: dict[tuple[str, str], Api | Other] = {
     # Signed links: a wrong token is refused.
     ("GET", "/add/{token}"): Other(404, page=True),
     ("GET", "/add/{token}/pass.pkpass"): Other(404),
+    # The operator dashboard: a page for people; without a session the browser is sent to
+    # sign in, and a sign-in without a key shows the form again (tests/e2e/test_dashboard.py).
+    ("GET", "/dashboard"): Other(303, page=True),
+    ("GET", "/dashboard/login"): Other(200, page=True),
+    ("POST", "/dashboard/login"): Other(401, {}, page=True),
+    ("POST", "/dashboard/logout"): Other(200, page=True),
     # Open by design.
     ("GET", "/healthz"): Other(200),
     ("GET", "/readyz"): Other(200),
@@ -199,7 +206,10 @@ def _body(body: dict[str, Any] | None, world: dict[str, Any]) -> dict[str, Any] 
 
 
 async def _call(client, method, url, body, headers=None):
-    return await client.request(method, url, json=body, headers=headers or {})
+    # Redirects are answers too: a page sends a browser without a session to sign in.
+    return await client.request(
+        method, url, json=body, headers=headers or {}, allow_redirects=False
+    )
 
 
 async def _problem(response, status):

@@ -25,6 +25,7 @@ class Scope(StrEnum):
     LOYALTY_WRITE = "loyalty:write"
     GEOFENCE_WRITE = "geofence:write"
     METRICS_READ = "metrics:read"
+    DASHBOARD_READ = "dashboard:read"
 
 
 @dataclass(frozen=True)

@@ -303,6 +303,8 @@ class OutboxRow(SQLModel, table=True):
             postgresql_where=text("distributed_at IS NULL"),
             sqlite_where=text("distributed_at IS NULL"),
         ),
+        # The operator dashboard's event counts: a few types within a time window.
+        Index("ix_outbox_type_recorded", "type", "recorded_at"),
     )
 
     seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

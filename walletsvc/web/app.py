@@ -18,6 +18,7 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
     add_page,
     apple_web_service,
     customer_api,
+    dashboard,
     geofence_api,
     geofence_webhooks,
     google_routes,
