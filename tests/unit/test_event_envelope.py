@@ -50,4 +50,3 @@ def test_stored_json_text_is_pasted_and_means_the_same(text: str) -> None:
     assert json.loads(body) == json.loads(dumped(event(text, moment, data), "src"))
     assert list(json.loads(body)) == list(cloudevent(event(text, moment, data), "src"))
     assert dict(stored) == data  # read as a mapping, it is decoded
-
