@@ -61,7 +61,7 @@ BATCH = int(os.environ.get("BATCH", "500"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
 FAN_OUT = int(os.environ.get("FAN_OUT", str(max(BATCH, 1000))))
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-DATABASE = "walletsvc_bench_relayperf2"
+DATABASE = "walletsvc_bench_relayperf"
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
 )
