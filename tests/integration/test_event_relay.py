@@ -506,3 +506,25 @@ async def test_a_distribution_cut_short_records_nothing_and_is_sent_again(
     await relay.drain()
     assert set(receiver.ids) == set(ids)  # the same id again: receivers dedupe on it
     assert await deliveries(container) == []
+
+
+@pytest.mark.postgres
+async def test_a_customer_with_an_event_owed_gets_no_first_attempt_for_the_next(
+    container, receiver, session, clock
+):
+    """The owed lookup, folded into the marking statement, holds a customer's later events."""
+    mine = await record(container, "cust-u", count=2)
+    other = await record(container, "cust-v")
+    receiver.answers = ["500"]  # cust-u's first event fails its first attempt
+    relay = make_relay(container, receiver, session, clock, batch=1, workers=1)  # one a time
+    assert [await relay.distribute_once() for _ in range(3)] == [1, 1, 1]
+    # cust-u's second is owed behind the first (never tried); cust-v is not held up.
+    assert receiver.ids == other
+    assert await deliveries(container) == [("crm", "pending", 1), ("crm", "pending", 0)]
+    third = await record(container, "cust-u")
+    assert await relay.distribute_once() == 1
+    assert receiver.ids == other
+    clock.advance(seconds=2)
+    await relay.drain()
+    assert receiver.ids == other + mine + third
+    assert await deliveries(container) == []

@@ -8,12 +8,46 @@ failing sink never holds up another.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 PENDING = "pending"  # owed: due now, backing off, or leased to a relay
 DEAD = "dead"  # a dead letter: given up on until replayed
+
+
+class JsonText(Mapping[str, object]):
+    """An event's `data` as the JSON object text the database holds, decoded only if read.
+
+    The envelope encoder pastes the text into the envelope as it is: the stored text is the
+    JSON the writer made (PostgreSQL's `json` type keeps it verbatim and checked it on
+    INSERT), so the document stays valid and `data` means the same, byte for byte
+    apart from insignificant whitespace. Anything reading it as a mapping gets it decoded.
+    """
+
+    __slots__ = ("_decoded", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decoded: dict[str, object] | None = None
+
+    def _mapping(self) -> dict[str, object]:
+        if self._decoded is None:
+            self._decoded = json.loads(self.text)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> object:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return f"JsonText({self.text!r})"
 
 
 @dataclass(frozen=True)

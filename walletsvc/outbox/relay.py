@@ -14,8 +14,9 @@ Two steps, each safe to run in any number of processes at once:
 2. per sink: claim due deliveries under a lease (never one whose customer has an
    earlier event still owed to that sink), send them, settle the replies.
 
-The first attempt is what makes the relay fast: an event delivered at once costs one
-read and one marking UPDATE, no delivery row written, claimed and deleted.
+The first attempt is what makes the relay fast: an event delivered at once costs its
+share of one statement a batch (marking, reading, the owed lookup) and of encoding
+(its stored `data` text pasted as it is), no delivery row written, claimed and deleted.
 
 Replies: delivered rows go; failures come back after exponential back-off with
 full jitter, or after the Retry-After of a 429, which also pauses the whole sink;
