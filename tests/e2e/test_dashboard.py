@@ -149,6 +149,14 @@ async def test_a_wrong_key_shows_the_form_again_with_a_message(client):
     assert "Traceback" not in html and COOKIE not in response.cookies
     empty = await client.post("/dashboard/login", data={}, allow_redirects=False)
     assert empty.status == 401 and empty.content_type == "text/html"
+    # A form that cannot be read at all (found by schemathesis): the page again, not a 500.
+    unreadable = await client.post(
+        "/dashboard/login",
+        data=b"key=x",
+        headers={"Content-Type": "multipart/form-data"},  # no boundary
+        allow_redirects=False,
+    )
+    assert unreadable.status == 400 and unreadable.content_type == "text/html"
 
 
 async def test_a_key_without_the_scope_is_refused(client, admin):

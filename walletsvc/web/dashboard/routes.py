@@ -123,7 +123,12 @@ async def login(request: web.Request) -> web.StreamResponse:
             fetch_site=request.headers.get("Sec-Fetch-Site", "")[:20],
         )
         return _respond(sign_in_page(language, 403, "cross_site"))
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:
+        # A form aiohttp cannot read (multipart without a boundary, say) is the
+        # client's mistake: the sign-in page again, never a 500.
+        return _respond(sign_in_page(language, 400, "wrong_key"))
     presented = form.get("key")
     if not isinstance(presented, str) or not presented.strip() or len(presented) > MAX_KEY:
         return _respond(sign_in_page(language, 401, "wrong_key"))
