@@ -31,6 +31,7 @@ from walletsvc.domain.wallet_pass import PassKind, WalletPass
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.pass_render import pass_content
 from walletsvc.services.ports import UnitOfWork, WalletObjectStore
+from walletsvc.services.worker import run_rounds
 
 log = structlog.get_logger("walletsvc.google")
 
@@ -87,18 +88,15 @@ async def run_google_worker(
     policy: GooglePolicy | None = None,
 ) -> None:
     """Sync objects until `stop` is set; a failing round is logged and retried."""
-    policy = policy or GooglePolicy()
-    while not stop.is_set():
-        try:
-            outcomes = await deliver_google_syncs(ctx, wallet, policy)
-        except Exception:
-            log.exception("google.round.failed")
-            outcomes = Counter()
-        if sum(outcomes.values()) < policy.batch:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=policy.idle_wait_s)
-            except TimeoutError:
-                pass
+    chosen = policy or GooglePolicy()
+
+    async def round_() -> bool:
+        outcomes = await deliver_google_syncs(ctx, wallet, chosen)
+        return sum(outcomes.values()) >= chosen.batch
+
+    await run_rounds(
+        round_, stop, idle_s=chosen.idle_wait_s, log=log, failure="google.round.failed"
+    )
 
 
 async def _sync(

@@ -21,6 +21,7 @@ from walletsvc.domain.program import DowngradePolicy, Program
 from walletsvc.domain.tier import expiring_points, reviewed_tier
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.loyalty import change_tier, move_points
+from walletsvc.services.worker import run_rounds
 
 log = structlog.get_logger("walletsvc.loyalty")
 
@@ -74,27 +75,26 @@ async def review_all(ctx: ServiceContext) -> list[ReviewReport]:
 
 async def run_loyalty_reviews(ctx: ServiceContext, stop: asyncio.Event, every_s: int) -> None:
     """Review at most once per `every_s` across all processes, until `stop` is set."""
-    while not stop.is_set():
-        try:
-            async with ctx.uow() as uow:
-                mine = await uow.schedule.claim(JOB, ctx.clock(), every_s)
-                await uow.commit()
-            if mine:
-                for report in await review_all(ctx):
-                    log.info(
-                        "loyalty.review.done",
-                        program=report.program,
-                        customers=report.customers,
-                        tiers_changed=report.tiers_changed,
-                        points_expired=report.points_expired,
-                    )
-        except Exception:
-            log.exception("loyalty.review.failed")
-        try:
-            # Wake well within the interval: the claim, not this sleep, sets the pace.
-            await asyncio.wait_for(stop.wait(), timeout=min(every_s, 300) / 2)
-        except TimeoutError:
-            pass
+
+    async def round_() -> bool:
+        async with ctx.uow() as uow:
+            mine = await uow.schedule.claim(JOB, ctx.clock(), every_s)
+            await uow.commit()
+        if mine:
+            for report in await review_all(ctx):
+                log.info(
+                    "loyalty.review.done",
+                    program=report.program,
+                    customers=report.customers,
+                    tiers_changed=report.tiers_changed,
+                    points_expired=report.points_expired,
+                )
+        return False
+
+    # Wake well within the interval: the claim, not this sleep, sets the pace.
+    await run_rounds(
+        round_, stop, idle_s=min(every_s, 300) / 2, log=log, failure="loyalty.review.failed"
+    )
 
 
 async def _review_customer(

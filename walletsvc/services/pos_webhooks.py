@@ -28,6 +28,7 @@ from walletsvc.domain.store import Terminal
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.loyalty import earn_points
 from walletsvc.services.ports import PendingInbox, UnitOfWork
+from walletsvc.services.worker import run_rounds
 
 log = structlog.get_logger("walletsvc.pos")
 
@@ -99,17 +100,11 @@ async def process_pending_webhooks(ctx: ServiceContext, limit: int = 100) -> int
 
 async def run_webhook_worker(ctx: ServiceContext, stop: asyncio.Event, idle_s: float = 0.5) -> None:
     """Process accepted deliveries until `stop` is set."""
-    while not stop.is_set():
-        try:
-            busy = await process_pending_webhooks(ctx)
-        except Exception:
-            log.exception("pos.worker.round_failed")
-            busy = 0
-        if not busy:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=idle_s)
-            except TimeoutError:
-                pass
+
+    async def round_() -> bool:
+        return await process_pending_webhooks(ctx) > 0
+
+    await run_rounds(round_, stop, idle_s=idle_s, log=log, failure="pos.worker.round_failed")
 
 
 async def _park(ctx: ServiceContext, pending: PendingInbox) -> None:

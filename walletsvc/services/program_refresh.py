@@ -14,6 +14,7 @@ import structlog
 
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.pass_changes import refresh_program_passes
+from walletsvc.services.worker import run_rounds
 
 log = structlog.get_logger("walletsvc.passes")
 
@@ -53,12 +54,9 @@ async def run_program_refreshes(
     ctx: ServiceContext, stop: asyncio.Event, idle_s: float = 2.0
 ) -> None:
     """Keep passes in step with their program's design until `stop` is set."""
-    while not stop.is_set():
-        try:
-            await refresh_pending_programs(ctx)
-        except Exception:
-            log.exception("passes.refresh.failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=idle_s)
-        except TimeoutError:
-            pass
+
+    async def round_() -> bool:
+        await refresh_pending_programs(ctx)
+        return False
+
+    await run_rounds(round_, stop, idle_s=idle_s, log=log, failure="passes.refresh.failed")

@@ -20,6 +20,7 @@ from walletsvc.domain.event import DomainEvent, EventType
 from walletsvc.domain.push import PushJob, PushOutcome, PushReply
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import PushSender, UnitOfWork
+from walletsvc.services.worker import run_rounds
 
 log = structlog.get_logger("walletsvc.push")
 
@@ -72,18 +73,13 @@ async def run_push_worker(
     ctx: ServiceContext, sender: PushSender, stop: asyncio.Event, policy: PushPolicy | None = None
 ) -> None:
     """Deliver pushes until `stop` is set; a failing round is logged and retried."""
-    policy = policy or PushPolicy()
-    while not stop.is_set():
-        try:
-            outcomes = await deliver_due_pushes(ctx, sender, policy)
-        except Exception:
-            log.exception("push.round.failed")
-            outcomes = Counter()
-        if sum(outcomes.values()) < policy.batch:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=policy.idle_wait_s)
-            except TimeoutError:
-                pass
+    chosen = policy or PushPolicy()
+
+    async def round_() -> bool:
+        outcomes = await deliver_due_pushes(ctx, sender, chosen)
+        return sum(outcomes.values()) >= chosen.batch
+
+    await run_rounds(round_, stop, idle_s=chosen.idle_wait_s, log=log, failure="push.round.failed")
 
 
 async def _settle(
