@@ -53,6 +53,7 @@ from walletsvc.services.event_delivery import EventSink
 from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
+from walletsvc.services.retention import RetentionPolicy
 from walletsvc.storage.dashboard_stats import SqlDashboardStats
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
@@ -92,6 +93,18 @@ class Container:
     # The operator dashboard's figures, and the keys that sign its session cookies.
     dashboard: SqlDashboardStats | None = None
     session_keys: tuple[bytes, ...] = ()
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """How long records are kept, from `[retention]`."""
+        kept = self.settings.retention
+        return RetentionPolicy(
+            events=timedelta(days=kept.events_days),
+            inbox=timedelta(days=kept.inbox_days),
+            webhook_bodies=timedelta(days=kept.webhook_bodies_days),
+            apple_logs=timedelta(days=kept.apple_logs_days),
+            no_sinks=not (self.settings.events.webhooks or self.settings.events.nats.url),
+        )
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""

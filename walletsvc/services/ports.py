@@ -276,6 +276,29 @@ class CallbackRejections(Protocol):
     async def total(self, source: str, reason: str) -> int: ...
 
 
+class Retention(Protocol):
+    """Deletes old rows in batches of at most `limit`, oldest first; returns how many."""
+
+    async def prune_events(self, before: datetime, limit: int, *, undistributed: bool) -> int:
+        """Events recorded before then and given to every sink (none owed, none dead).
+
+        `undistributed`: also events never handed to the sinks (there are none).
+        """
+        ...
+
+    async def prune_inbox(self, before: datetime, limit: int) -> int:
+        """Processed inbox rows received before then."""
+        ...
+
+    async def scrub_inbox_bodies(self, before: datetime, limit: int) -> int:
+        """Clear the raw bodies of processed inbox rows received before then."""
+        ...
+
+    async def prune_apple_logs(self, before: datetime, limit: int) -> int: ...
+
+    async def prune_google_notices(self, before: datetime, limit: int) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: state changes and their outbox rows commit together or not at all."""
 
@@ -332,6 +355,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def retention(self) -> Retention: ...
 
     async def commit(self) -> None: ...
 
