@@ -21,7 +21,7 @@ from walletsvc.domain.google_wallet import GoogleJob, GoogleStatus
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.pass_content import PassContent
-from walletsvc.domain.program import Program
+from walletsvc.domain.program import Program, RefreshPoint
 from walletsvc.domain.push import PushJob, PushReply
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.tier import LedgerTotals, TierUpdate
@@ -47,11 +47,18 @@ class ProgramRepository(Protocol):
     async def add(self, program: Program) -> None: ...
     async def get_for_update(self, program_id: str) -> Program | None: ...
     async def update(self, program: Program) -> None: ...
-    async def needing_refresh(self) -> tuple[tuple[str, int], ...]:
-        """Return (program id, design version) of programs whose passes are behind."""
+    async def needing_refresh(self) -> tuple[tuple[str, RefreshPoint], ...]:
+        """Return the programs whose passes are behind their design or stores, and where to."""
         ...
 
-    async def mark_refreshed(self, program_id: str, version: int) -> None: ...
+    async def mark_refreshed(self, program_id: str, point: RefreshPoint) -> None:
+        """Record that every pass was re-rendered for `point` (never moving backwards)."""
+        ...
+
+    async def stores_changed(self, program_id: str) -> None:
+        """Note that the program's stores changed: its passes' locations may have."""
+        ...
+
     async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None: ...
     async def assets(self, program_id: str) -> dict[str, bytes]: ...
 
