@@ -8,6 +8,7 @@ an erasure. Then the captured output is searched for each secret and personal va
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -101,9 +102,8 @@ async def test_vendor_traffic_and_every_attack_leave_no_secret_in_the_logs(world
     captured = capfd.readouterr()
     logs = captured.out + captured.err
     assert "pos.webhook.rejected" in logs  # the capture saw the refusals being logged
-    service_account = json.loads(
-        Path(w.client.server.app[CONTAINER].settings.google.service_account_file).read_text()
-    )
+    account_file = w.client.server.app[CONTAINER].settings.google.service_account_file
+    service_account = json.loads(await asyncio.to_thread(Path(account_file).read_text))
     private_key_body = "".join(service_account["private_key"].splitlines()[1:3])
     secrets = {
         "API key": api_key,
