@@ -6,7 +6,7 @@ together in walletsvc/bootstrap.py; tests of the use cases can use in-memory fak
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -179,6 +179,14 @@ class Inbox(Protocol):
         self, source: str, external_id: str, response: dict[str, Any], now: datetime
     ) -> None: ...
     async def next_pending(self, source_prefix: str) -> PendingInbox | None: ...
+    async def scrub(
+        self,
+        source_prefix: str,
+        mentions: Callable[[bytes, Mapping[str, Any] | None], bool],
+        now: datetime,
+    ) -> int:
+        """Drop the bodies `mentions` picks (closing pending ones); return how many."""
+        ...
 
 
 class Ledger(Protocol):
@@ -235,6 +243,10 @@ class StoreVisitRepository(Protocol):
         now: datetime,
     ) -> None:
         """Make `event` the last accepted one; a concurrent first insert is a DuplicateKey."""
+        ...
+
+    async def forget(self, customer_ids: Sequence[str], *, delivered_too: bool) -> int:
+        """Delete the visit state and store events (only undelivered ones unless told)."""
         ...
 
 
