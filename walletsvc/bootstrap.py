@@ -101,7 +101,6 @@ class Container:
         return RetentionPolicy(
             events=timedelta(days=kept.events_days),
             inbox=timedelta(days=kept.inbox_days),
-            webhook_bodies=timedelta(days=kept.webhook_bodies_days),
             apple_logs=timedelta(days=kept.apple_logs_days),
             no_sinks=not (self.settings.events.webhooks or self.settings.events.nats.url),
         )

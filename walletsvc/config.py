@@ -95,8 +95,6 @@ class RetentionSettings(BaseModel):
     # Inbox rows (the dedupe keys of scans and POS webhooks). Vendors stop retrying
     # within days; a scan's signature is stale after 5 minutes.
     inbox_days: float = Field(default=35.0, gt=0, le=3650)
-    # The raw bodies of processed POS webhooks, which can name the customer.
-    webhook_bodies_days: float = Field(default=7.0, gt=0, le=3650)
     # What Apple Wallet posted to /apple/v1/log.
     apple_logs_days: float = Field(default=30.0, gt=0, le=3650)
 

@@ -268,10 +268,17 @@ async def google_tampered_message(w: World) -> Answer:
     return await _google(w, envelope)
 
 
-async def google_replayed_nonce(w: World) -> Answer:
+async def google_redelivered(w: World) -> Answer:
     envelope = w.signer.envelope(recipient=ISSUER, **_ids(w))
     assert (await _google(w, envelope))[0] == 200
     return await _google(w, envelope)
+
+
+async def google_nonce_reused_for_another_message(w: World) -> Answer:
+    saved = w.signer.envelope(recipient=ISSUER, nonce="reused-nonce", **_ids(w))
+    assert (await _google(w, saved))[0] == 200
+    deleted = w.signer.envelope(recipient=ISSUER, event="del", nonce="reused-nonce", **_ids(w))
+    return await _google(w, deleted)
 
 
 async def apple_token_of_another_pass(w: World) -> Answer:
@@ -331,7 +338,8 @@ ATTACKS = [
     Attack(radar_retried, 200, None, "geofence_webhook"),
     Attack(google_forged_root, 401, "intermediate_signature", "google_callback"),
     Attack(google_tampered_message, 401, "message_signature", "google_callback"),
-    Attack(google_replayed_nonce, 409, "callback_replayed", "google_callback"),
+    Attack(google_redelivered, 200, None, "google_callback"),
+    Attack(google_nonce_reused_for_another_message, 409, "callback_replayed", "google_callback"),
     Attack(apple_token_of_another_pass, 401, "bad_token", "apple_web_service"),
     Attack(apple_register_with_another_pass_token, 401, "bad_token", "apple_web_service"),
     Attack(api_no_credentials, 401, "missing_credentials", "api_auth"),

@@ -36,6 +36,7 @@ class CallbackOutcome:
     serial: str
     event: CallbackEvent
     installs: int
+    repeated: bool = False  # a redelivery, answered as the first time
 
 
 async def record_google_callback(
@@ -114,4 +115,5 @@ async def _repeated(
             reason="callback_replayed",
         ) from error
     log.info("google.callback.repeated", serial=serial, kind=callback.event.value)
-    return CallbackOutcome(serial, callback.event, status.installs if status is not None else 0)
+    installs = status.installs if status is not None else 0
+    return CallbackOutcome(serial, callback.event, installs, repeated=True)

@@ -1,10 +1,10 @@
 """Retention: delete what has served its purpose, so tables stop growing without end.
 
-Delivered events, the dedupe keys of old scans and webhooks, processed webhook bodies
-(which can name the customer), Apple Wallet's log messages and Google notice counts
-older than their windows. Nothing still owed is touched (storage/retention.py). It
-runs once per interval across all processes, through the same claim row pattern as
-the loyalty review, in batches of short transactions.
+Delivered events, the dedupe keys of old scans and webhooks, Apple Wallet's log
+messages and Google notice counts older than their windows. Nothing still owed is
+touched (storage/retention.py). It runs once per interval across all processes,
+through the same claim row pattern as the loyalty review, in batches of short
+transactions.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class RetentionPolicy:
 
     events: timedelta
     inbox: timedelta
-    webhook_bodies: timedelta
     apple_logs: timedelta
     # No event sink is configured: events are never handed on, so age alone decides.
     no_sinks: bool = False
@@ -42,7 +41,7 @@ class RetentionPolicy:
 
 @dataclass
 class PruneReport:
-    """How many rows each step removed (bodies: scrubbed, the rows stay)."""
+    """How many rows each step removed."""
 
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -61,7 +60,6 @@ async def prune(
             "events",
             lambda r, n: r.prune_events(now - policy.events, n, undistributed=policy.no_sinks),
         ),
-        ("webhook_bodies", lambda r, n: r.scrub_inbox_bodies(now - policy.webhook_bodies, n)),
         ("inbox", lambda r, n: r.prune_inbox(now - policy.inbox, n)),
         ("apple_logs", lambda r, n: r.prune_apple_logs(now - policy.apple_logs, n)),
         ("google_notices", lambda r, n: r.prune_google_notices(now - GOOGLE_NOTICE_WINDOW, n)),

@@ -1,5 +1,7 @@
 """Deleting what has served its purpose: delivered events, old inbox rows, Apple's logs.
 
+(An inbox row's raw body goes earlier, as soon as it has been acted on: storage/inbox.py.)
+
 Every statement removes at most `limit` rows, oldest first, picked through the primary
 key (ids grow with time), so one call is a short transaction whatever the backlog, and
 the caller repeats until a call removes fewer than `limit`. Nothing still owed is
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Delete, Update, delete, exists, select, update
+from sqlalchemy import CursorResult, Delete, delete, exists, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from walletsvc.storage.tables import (
@@ -60,25 +62,6 @@ class SqlRetention:
         )
         return await self._delete(delete(_inbox).where(_inbox.c.id.in_(oldest)))
 
-    async def scrub_inbox_bodies(self, before: datetime, limit: int) -> int:
-        """Drop the raw bodies of processed webhooks received before `before`.
-
-        A vendor's order can carry a customer's name, email and address; once it is
-        processed only the dedupe key and the answer are needed.
-        """
-        oldest = (
-            select(_inbox.c.id)
-            .where(
-                _inbox.c.received_at < before,
-                _inbox.c.processed_at.is_not(None),
-                _inbox.c.body.is_not(None),
-            )
-            .order_by(_inbox.c.id)
-            .limit(limit)
-        )
-        statement = update(_inbox).where(_inbox.c.id.in_(oldest)).values(body=None)
-        return await self._delete(statement)
-
     async def prune_apple_logs(self, before: datetime, limit: int) -> int:
         """Delete Apple Wallet's log messages received before `before`."""
         oldest = (
@@ -96,6 +79,6 @@ class SqlRetention:
         )
         return await self._delete(delete(_notices).where(_notices.c.id.in_(oldest)))
 
-    async def _delete(self, statement: Delete | Update) -> int:
+    async def _delete(self, statement: Delete) -> int:
         result = cast(CursorResult[Any], await self._session.exec(statement))
         return int(result.rowcount or 0)
