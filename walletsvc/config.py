@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,17 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("walletsvc.toml")
 
 
-class ApnsSettings(BaseModel):
+class Section(BaseModel):
+    """A `[section]` of the settings: a misspelt key is refused, as at the top level.
+
+    Without this a typo inside a section (`[apple.apns] key_fil = ...`) would be dropped
+    silently and the service would start on the default instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApnsSettings(Section):
     """Pushes that tell Wallet a pass changed (APNs, always Apple's production gateway)."""
 
     # Unset: on in production; off in development, where throwaway certificates reach no device
@@ -41,7 +51,7 @@ class ApnsSettings(BaseModel):
     push_delay_s: float = Field(default=1.0, ge=0, le=3600)
 
 
-class AppleSettings(BaseModel):
+class AppleSettings(Section):
     """Apple Pass Type ID signing material. Unset in development: generated throwaway material."""
 
     pass_certificate: Path | None = None  # PEM or DER
@@ -52,7 +62,7 @@ class AppleSettings(BaseModel):
     apns: ApnsSettings = Field(default_factory=ApnsSettings)
 
 
-class GoogleSettings(BaseModel):
+class GoogleSettings(Section):
     """Google Wallet issuer account, its REST API and its callbacks (docs/google-wallet.md)."""
 
     # Unset: on in production; off in development, where the throwaway service account
@@ -76,7 +86,7 @@ class GoogleSettings(BaseModel):
     root_keys_file: Path | None = None
 
 
-class LoyaltySettings(BaseModel):
+class LoyaltySettings(Section):
     """The scheduled loyalty review (points expiry, tier downgrades)."""
 
     # How often the review runs, shared by all processes; 0 leaves it to `walletsvc
@@ -84,7 +94,7 @@ class LoyaltySettings(BaseModel):
     review_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
-class RetentionSettings(BaseModel):
+class RetentionSettings(Section):
     """How long what has served its purpose is kept (docs/operations.md "Retention")."""
 
     # How often the clean-up runs, shared by all processes; 0 leaves it to
@@ -99,7 +109,7 @@ class RetentionSettings(BaseModel):
     apple_logs_days: float = Field(default=30.0, gt=0, le=3650)
 
 
-class GeofenceSettings(BaseModel):
+class GeofenceSettings(Section):
     """How geofence claims are judged, and the Radar webhook (`/webhooks/geofence/radar`)."""
 
     # A claim older than this (or further in the future than the skew) is stale.
@@ -122,7 +132,7 @@ class GeofenceSettings(BaseModel):
     radar_store_tag: str | None = None  # only geofences with this tag are stores, if set
 
 
-class WebhookSinkSettings(BaseModel):
+class WebhookSinkSettings(Section):
     """One HTTP endpoint that receives events, signed Standard Webhooks style."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # in logs, metrics and the CLI
@@ -134,7 +144,7 @@ class WebhookSinkSettings(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=1000)
 
 
-class NatsSinkSettings(BaseModel):
+class NatsSinkSettings(Section):
     """NATS JetStream: events on `<subject_prefix>.<type>`, deduplicated by event id."""
 
     url: str | None = None  # nats://host:4222; unset: no NATS sink
@@ -151,7 +161,7 @@ class NatsSinkSettings(BaseModel):
     reconnect_wait_s: float = Field(default=1.0, gt=0, le=300)
 
 
-class EventsSettings(BaseModel):
+class EventsSettings(Section):
     """Events out: the relay and its sinks (docs/events.md)."""
 
     # in-process: every `walletsvc serve` runs a relay; off: run `walletsvc relay` apart.
@@ -180,7 +190,7 @@ class EventsSettings(BaseModel):
         return self
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(Section):
     """The `demo` program created on first start in development."""
 
     enabled: bool = True
