@@ -170,7 +170,7 @@ def _doc_commands() -> list[Found]:
     found = []
     for path in DOCS:
         for lang, body, first in _blocks(path):
-            if lang not in {"", "sh", "bash", "shell", "console", "text"}:
+            if lang not in {"", "sh", "bash", "shell", "console"}:  # not toml, json, text
                 continue
             joined = body.replace("\\\n", " ")
             for offset, line in enumerate(joined.splitlines()):
@@ -474,3 +474,33 @@ def test_compose_uses_only_real_settings_and_declared_variables() -> None:
     for service in services:
         for name in service.get("environment", {}):
             assert _setting_exists(name), f"compose sets {name}, which is no setting"
+
+
+def test_compose_settings_start_in_production_mode(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: None
+) -> None:
+    """Each walletsvc service's environment, with .env.example filled in, is valid settings."""
+    example = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, value = line.split("=", 1)
+            example[name.strip()] = value.strip() or "filled-in-by-the-operator-" + "x" * 20
+
+    def interpolate(value: str) -> str:
+        return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: example[m.group(1)], value)
+
+    for name, service in _compose()["services"].items():
+        if not str(service.get("image", "")).startswith("walletsvc"):
+            continue
+        for variable in [v for v in os.environ if v.startswith("WALLETSVC_")]:
+            monkeypatch.delenv(variable)
+        variables = {k: v for k, v in example.items() if k.startswith("WALLETSVC_")}
+        variables.update({k: interpolate(str(v)) for k, v in service["environment"].items()})
+        for variable, value in variables.items():
+            monkeypatch.setenv(variable, value)
+        settings = load_settings()
+        assert settings.mode == "production", name
+        assert settings.google.enabled is False, name
+        assert settings.events.nats.url == "nats://nats:4222", name
+        assert settings.database_url.startswith("postgresql+asyncpg://"), name
+    assert _compose()["services"]["walletsvc"]["environment"]["WALLETSVC_EVENTS__RELAY"] == "off"
