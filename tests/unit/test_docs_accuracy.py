@@ -119,10 +119,8 @@ def _invocations(line: str) -> list[list[str]]:
             if tokens[i + 1 : i + 3] == ["-m", "walletsvc"]:
                 i += 2
                 token = "walletsvc"
-        after_exec = (
-            i >= 2
-            and tokens[i - 2] in {"exec", "run"}
-            or (i >= 3 and tokens[i - 3] == "run" and tokens[i - 2] == "--rm")
+        after_exec = (i >= 2 and tokens[i - 2] in {"exec", "run"}) or (
+            i >= 3 and tokens[i - 3] == "run" and tokens[i - 2] == "--rm"
         )
         program = token == "walletsvc" or (start and token.endswith("/walletsvc"))
         # `docker run [options] walletsvc:TAG ARGS`: the image's entrypoint is walletsvc.
@@ -316,7 +314,11 @@ def settings_problem(body: str, tmp_path: Path) -> str | None:
 def test_every_toml_block_is_valid_settings(tmp_path: Path, clean_environment: None) -> None:
     blocks = _toml_blocks()
     assert len(blocks) >= 4, blocks
-    wrong = [f"{where}: {problem}" for where, body in blocks if (problem := settings_problem(body, tmp_path))]
+    wrong = [
+        f"{where}: {problem}"
+        for where, body in blocks
+        if (problem := settings_problem(body, tmp_path))
+    ]
     assert not wrong, "TOML blocks the settings refuse:\n" + "\n".join(wrong)
 
 
@@ -324,7 +326,7 @@ def test_the_settings_check_catches_unknown_and_bad_keys(
     tmp_path: Path, clean_environment: None
 ) -> None:
     assert settings_problem('[events]\nrelay = "off"\n', tmp_path) is None
-    assert settings_problem('workers = 4\n', tmp_path) is not None
+    assert settings_problem("workers = 4\n", tmp_path) is not None
     assert settings_problem('[events]\nrelay = "separate"\n', tmp_path) is not None
     assert settings_problem('mode = "production"\npublic_url = "http://x"\n', tmp_path) is not None
 
@@ -414,7 +416,8 @@ def route_for(method: str | None, path: str) -> bool:
             continue
         have = _segments(operation.path)
         if len(have) == len(wanted) and all(
-            h == w or _is_parameter(h) or _is_parameter(w) for h, w in zip(have, wanted, strict=True)
+            h == w or _is_parameter(h) or _is_parameter(w)
+            for h, w in zip(have, wanted, strict=True)
         ):
             return True
     return False
@@ -469,7 +472,9 @@ def test_compose_uses_only_real_settings_and_declared_variables() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     interpolated = set(re.findall(r"\$\{(\w+)", text))
     assert interpolated <= declared, f"not in docker/.env.example: {interpolated - declared}"
-    services = [s for s in compose["services"].values() if str(s.get("image", "")).startswith("walletsvc")]
+    services = [
+        s for s in compose["services"].values() if str(s.get("image", "")).startswith("walletsvc")
+    ]
     assert services
     for service in services:
         for name in service.get("environment", {}):
