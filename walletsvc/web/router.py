@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from walletsvc.web.auth import principal_of
-from walletsvc.web.limits import admit
+from walletsvc.web.limits import RATE_LIMITED_ROUTES, admit
 from walletsvc.web.middleware import request_id_of
 from walletsvc.web.problem import PROBLEM_MEDIA_TYPE, problem
 
@@ -244,7 +244,9 @@ def _error_statuses(operation: Operation) -> list[int]:
     if operation.auth:
         statuses += [401, 403]
     if operation.body is not None:
-        statuses += [400, 413, 415, 422]
+        statuses += [400, 408, 413, 415, 422]
+    if operation.auth or (operation.method, operation.path) in RATE_LIMITED_ROUTES:
+        statuses.append(429)
     return sorted(statuses)
 
 
