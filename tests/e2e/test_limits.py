@@ -402,7 +402,6 @@ def test_a_head_that_trickles_is_cut_off_at_the_deadline(slow_client_server):
 
 def test_a_body_that_trickles_is_answered_408_and_closed(slow_client_server):
     connection = _raw(slow_client_server)
-    started = time.monotonic()
     connection.sendall(
         b"POST /apple/v1/log HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000\r\n\r\n{"
