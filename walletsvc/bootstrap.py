@@ -54,6 +54,7 @@ from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
 from walletsvc.services.request_limits import Limit, RequestLimiter
+from walletsvc.services.retention import RetentionPolicy
 from walletsvc.storage.dashboard_stats import SqlDashboardStats
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
@@ -96,6 +97,18 @@ class Container:
     session_keys: tuple[bytes, ...] = ()
     # Incoming rate limits per API key, terminal and client address ([limits]).
     limiter: RequestLimiter | None = None
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """How long records are kept, from `[retention]`."""
+        kept = self.settings.retention
+        return RetentionPolicy(
+            events=timedelta(days=kept.events_days),
+            inbox=timedelta(days=kept.inbox_days),
+            webhook_bodies=timedelta(days=kept.webhook_bodies_days),
+            apple_logs=timedelta(days=kept.apple_logs_days),
+            no_sinks=not (self.settings.events.webhooks or self.settings.events.nats.url),
+        )
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""

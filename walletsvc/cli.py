@@ -1,4 +1,5 @@
-"""The command line: serve, migrate, relay, events, loyalty, passes, customers, verify-pass."""
+"""The command line: serve, migrate, relay, events, loyalty, passes, customers, prune,
+verify-pass."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
 from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.services.pass_changes import refresh_program_passes
+from walletsvc.services.retention import prune
 from walletsvc.storage.migrate import pending, upgrade
 from walletsvc.web import serving
 from walletsvc.web.app import create_app
@@ -72,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     imported.add_argument("file", type=Path)
     imported.add_argument("--program", help="the program (needed when there are several)")
     imported.add_argument("--rejects", type=Path, help="write rejected rows here (CSV)")
+    commands.add_parser(
+        "prune",
+        help="delete delivered events, old inbox rows and logs now, per [retention]",
+        description="Run the retention clean-up once (serve runs it every "
+        "[retention] interval_s); prints what it removed as JSON.",
+    )
     commands.add_parser(
         "relay",
         help="relay outbox events to the sinks, as a process of its own",
@@ -126,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_import_customers(container, args))
     if args.command == "relay":
         return asyncio.run(_relay(container))
+    if args.command == "prune":
+        return asyncio.run(_prune(container))
     if args.command == "events":
         return asyncio.run(_events(container, args))
     # Like web.run_app, plus deadlines on slow request heads ([limits], web/serving.py).
@@ -169,6 +179,15 @@ async def _loyalty_review(container: Container, program: str | None) -> int:
         await container.close()
     for report in reports:
         print(json.dumps(asdict(report)))
+    return 0
+
+
+async def _prune(container: Container) -> int:
+    try:
+        report = await prune(container.ctx, container.retention)
+    finally:
+        await container.close()
+    print(json.dumps(report.counts))
     return 0
 
 

@@ -84,6 +84,23 @@ class LoyaltySettings(BaseModel):
     review_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
+class RetentionSettings(BaseModel):
+    """How long what has served its purpose is kept (docs/operations.md "Retention")."""
+
+    # How often the clean-up runs, shared by all processes; 0 leaves it to
+    # `walletsvc prune` (from cron, say).
+    interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
+    # Delivered events. The dashboard charts the last 30 days from them.
+    events_days: float = Field(default=35.0, gt=0, le=3650)
+    # Inbox rows (the dedupe keys of scans and POS webhooks). Vendors stop retrying
+    # within days; a scan's signature is stale after 5 minutes.
+    inbox_days: float = Field(default=35.0, gt=0, le=3650)
+    # The raw bodies of processed POS webhooks, which can name the customer.
+    webhook_bodies_days: float = Field(default=7.0, gt=0, le=3650)
+    # What Apple Wallet posted to /apple/v1/log.
+    apple_logs_days: float = Field(default=30.0, gt=0, le=3650)
+
+
 class GeofenceSettings(BaseModel):
     """How geofence claims are judged, and the Radar webhook (`/webhooks/geofence/radar`)."""
 
@@ -280,6 +297,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
+from typing import NamedTuple
 
 from walletsvc.domain.errors import InvalidInput
 from walletsvc.domain.store import STORE_ID
@@ -157,6 +158,13 @@ class Program:
     def with_design(self, apple: AppleDesign) -> Program:
         """Return the program with a new pass design, bumping the design version."""
         return replace(self, apple=apple, design_version=self.design_version + 1)
+
+
+class RefreshPoint(NamedTuple):
+    """What a program's passes must be rendered for: its design and its set of stores."""
+
+    design_version: int
+    stores_version: int
 
 
 def validate_program(program: Program, *, development: bool) -> None:

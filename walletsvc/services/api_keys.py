@@ -64,7 +64,7 @@ async def authenticate(ctx: ServiceContext, presented: str, bootstrap_key: str |
     if bootstrap_key and hmac.compare_digest(hash_secret(presented), hash_secret(bootstrap_key)):
         return bootstrap_principal()
     if not presented.startswith(KEY_PREFIX) or "." not in presented:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
     key_id, _, secret = presented[len(KEY_PREFIX) :].partition(".")
     async with ctx.uow() as uow:
         stored = await uow.api_keys.get(key_id)
@@ -72,7 +72,7 @@ async def authenticate(ctx: ServiceContext, presented: str, bootstrap_key: str |
     expected = stored.secret_hash if stored else hash_secret("unknown-key")
     valid = hmac.compare_digest(hash_secret(secret), expected)
     if stored is None or not valid or stored.revoked_at is not None:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
     return Principal(
         key_id=stored.id, name=stored.name, scopes=stored.scopes, program_id=stored.program_id
     )

@@ -53,6 +53,10 @@ class ProgramRow(SQLModel, table=True):
     # The design version every pass has been re-rendered for; behind design_version
     # while a refresh is owed (services/program_refresh.py).
     refreshed_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Bumped by every store change (pass locations list the stores); the refreshed
+    # one trails it while the passes are being re-rendered.
+    stores_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    refreshed_stores_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 

@@ -15,6 +15,7 @@ from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.program_refresh import run_program_refreshes
 from walletsvc.services.push_delivery import run_push_worker
 from walletsvc.services.request_limits import run_bucket_cleanup
+from walletsvc.services.retention import run_retention
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
     add_page,
     apple_web_service,
@@ -50,6 +51,8 @@ def create_app(container: Container) -> web.Application:
     app.cleanup_ctx.append(pass_refresher)
     if container.settings.loyalty.review_interval_s > 0:
         app.cleanup_ctx.append(loyalty_reviewer)
+    if container.settings.retention.interval_s > 0:
+        app.cleanup_ctx.append(retention_worker)
     if container.google_sync:
         app.cleanup_ctx.append(google_worker)
     if container.limiter is not None:
@@ -90,12 +93,18 @@ def _reviews(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, N
     return run_loyalty_reviews(container.ctx, stop, container.settings.loyalty.review_interval_s)
 
 
+def _retention(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+    every_s = container.settings.retention.interval_s
+    return run_retention(container.ctx, container.retention, stop, every_s)
+
+
 # Each runs in every process; the work itself is shared through the database.
 push_worker = background("apns-pushes", _pushes)
 webhook_worker = background("pos-webhooks", lambda c, stop: run_webhook_worker(c.ctx, stop))
 pass_refresher = background("pass-refresh", lambda c, stop: run_program_refreshes(c.ctx, stop))
 loyalty_reviewer = background("loyalty-review", _reviews)
 google_worker = background("google-sync", _google)
+retention_worker = background("retention", _retention)
 bucket_cleaner = background("request-buckets", lambda c, stop: _clean_buckets(c, stop))
 
 

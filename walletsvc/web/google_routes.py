@@ -24,6 +24,7 @@ from walletsvc.web.router import json_response
     tag="wallets",
     responses={200: GoogleCallbackOut, 401: None, 404: None, 409: None, 422: None},
     auth=False,
+    surface="google_callback",
 )
 async def post_google_callback(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]

@@ -58,11 +58,6 @@ POLICIES: dict[tuple[str, str], RoutePolicy] = {
     ("POST", "/dashboard/login"): RoutePolicy("dashboard_login", "dashboard_login_body_bytes"),
 }
 NO_POLICY = RoutePolicy()
-# Routes that may answer 429: those limited per address, and per terminal once verified.
-RATE_LIMITED_ROUTES = frozenset(
-    {key for key, policy in POLICIES.items() if policy.scope is not None}
-    | {("POST", "/api/v1/scans"), ("POST", "/webhooks/pos/{adapter}/{terminal_id}")}
-)
 
 
 def body_limit(settings: Settings, policy: RoutePolicy) -> int:

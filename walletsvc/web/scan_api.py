@@ -15,6 +15,7 @@ from walletsvc.services.scans import record_scan, scanning_terminal
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
 from walletsvc.web.limits import admit
+from walletsvc.web.refusals import count_replay
 from walletsvc.web.router import json_response, parse_body
 from walletsvc.web.scan_schemas import ScanCouponOut, ScanIn, ScanOut
 
@@ -30,6 +31,7 @@ from walletsvc.web.scan_schemas import ScanCouponOut, ScanIn, ScanOut
     body=ScanIn,
     responses={200: ScanOut, 401: None, 409: None},
     auth=False,
+    surface="scan",
     parse_body=False,
 )
 async def post_scan(request: web.Request) -> web.Response:
@@ -55,6 +57,8 @@ async def post_scan(request: web.Request) -> web.Response:
             order_id=body.order_id,
         ),
     )
+    if result.replayed:
+        count_replay("scan")
     coupon = (
         ScanCouponOut(
             title=str(result.coupon["title"]),
