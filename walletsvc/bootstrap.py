@@ -53,11 +53,13 @@ from walletsvc.services.event_delivery import EventSink
 from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
+from walletsvc.services.request_limits import Limit, RequestLimiter
 from walletsvc.services.retention import RetentionPolicy
 from walletsvc.storage.dashboard_stats import SqlDashboardStats
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
 from walletsvc.storage.migrate import upgrade
+from walletsvc.storage.request_buckets import SqlRequestBuckets
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.stats import SqlStats
 from walletsvc.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -93,6 +95,8 @@ class Container:
     # The operator dashboard's figures, and the keys that sign its session cookies.
     dashboard: SqlDashboardStats | None = None
     session_keys: tuple[bytes, ...] = ()
+    # Incoming rate limits per API key, terminal and client address ([limits]).
+    limiter: RequestLimiter | None = None
 
     @property
     def retention(self) -> RetentionPolicy:
@@ -179,6 +183,31 @@ def build_container(settings: Settings) -> Container:
         stats=SqlStats(engine),
         dashboard=SqlDashboardStats(engine),
         session_keys=tuple(_derive(key, "dashboard-session") for key in secret_keys),
+        limiter=_request_limiter(settings, engine),
+    )
+
+
+def _request_limiter(settings: Settings, engine: AsyncEngine) -> RequestLimiter:
+    limits = settings.limits
+    scopes = {
+        name: getattr(limits, name)
+        for name in (
+            "api_key",
+            "terminal",
+            "pos_webhook",
+            "apple_log",
+            "apple_device",
+            "google_callback",
+            "add_page",
+            "dashboard_login",
+        )
+    }
+    return RequestLimiter(
+        SqlRequestBuckets(engine),
+        {
+            name: Limit(rate=scope.rate_per_s, burst=scope.burst, lease=scope.lease_size)
+            for name, scope in scopes.items()
+        },
     )
 
 

@@ -36,6 +36,7 @@ from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.services.pass_changes import refresh_program_passes
 from walletsvc.services.retention import prune
 from walletsvc.storage.migrate import pending, upgrade
+from walletsvc.web import serving
 from walletsvc.web.app import create_app
 
 log = structlog.get_logger("walletsvc.cli")
@@ -137,14 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_prune(container))
     if args.command == "events":
         return asyncio.run(_events(container, args))
-    web.run_app(
-        _serve(container),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        access_log=None,
-    )
+    # Like web.run_app, plus deadlines on slow request heads ([limits], web/serving.py).
+    serving.run(_serve(container), settings)
     return 0
 
 

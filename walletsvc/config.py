@@ -190,6 +190,72 @@ class EventsSettings(Section):
         return self
 
 
+class RateLimitSettings(Section):
+    """One token bucket per key (an API key, a terminal, a client address), shared by all
+    processes through the database. `rate_per_s = 0` turns the limit off."""
+
+    rate_per_s: float = Field(ge=0, le=1_000_000)
+    burst: int = Field(ge=1, le=10_000_000)
+    # Tokens a process takes from the shared bucket per database round trip; unset:
+    # a fifth of the burst, at most 50. Over P processes the limit may be exceeded by
+    # at most P x (lease - 1) requests (docs/operations.md, "Limits").
+    lease: int | None = Field(default=None, ge=1, le=10_000)
+
+    @property
+    def lease_size(self) -> int:
+        """Return how many tokens one lease takes."""
+        return self.lease if self.lease is not None else max(1, min(50, self.burst // 5))
+
+
+def _limit(rate_per_s: float, burst: int) -> Any:
+    return Field(default_factory=lambda: RateLimitSettings(rate_per_s=rate_per_s, burst=burst))
+
+
+class LimitsSettings(Section):
+    """Incoming limits: request rates, body sizes per route, slow clients (docs/operations.md)."""
+
+    # Server-to-server callers, per API key: a brand backend may issue passes in batches.
+    api_key: RateLimitSettings = _limit(200.0, 2000)
+    # Signed scans (POST /api/v1/scans), per terminal: a till scans a few times a second.
+    terminal: RateLimitSettings = _limit(5.0, 30)
+    # POS vendors' webhooks, per terminal (a Shopify "terminal" is a whole shop's orders).
+    pos_webhook: RateLimitSettings = _limit(20.0, 200)
+    # Unauthenticated endpoints, per client address.
+    apple_log: RateLimitSettings = _limit(1.0, 20)
+    apple_device: RateLimitSettings = _limit(10.0, 100)
+    google_callback: RateLimitSettings = _limit(10.0, 100)
+    add_page: RateLimitSettings = _limit(2.0, 30)
+    dashboard_login: RateLimitSettings = _limit(0.2, 10)
+
+    # The client address: the peer, or the last hop a trusted proxy appended to this
+    # header (for example X-Forwarded-For). Only set it when every request comes through
+    # that proxy: otherwise clients choose their own address and dodge their limits.
+    trusted_proxy_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # How many proxies append to the header (the address is that many entries from the end).
+    trusted_proxy_hops: int = Field(default=1, ge=1, le=10)
+
+    # Request bodies, in bytes, where `max_body_bytes` would be too generous.
+    scan_body_bytes: int = Field(default=8 * 1024, ge=256)
+    geofence_body_bytes: int = Field(default=16 * 1024, ge=256)
+    radar_body_bytes: int = Field(default=64 * 1024, ge=256)
+    apple_log_body_bytes: int = Field(default=32 * 1024, ge=256)
+    apple_device_body_bytes: int = Field(default=4 * 1024, ge=256)
+    google_callback_body_bytes: int = Field(default=16 * 1024, ge=256)
+    dashboard_login_body_bytes: int = Field(default=4 * 1024, ge=256)
+    # Shopify sends whole orders (hundreds of line items fit in a few hundred KiB).
+    pos_webhook_body_bytes: int = Field(default=1024 * 1024, ge=256)
+
+    # Slow clients: a request head must arrive within header_timeout_s of its first byte,
+    # its body within body_timeout_s of the head; an idle keep-alive connection is closed
+    # after keepalive_timeout_s (keep it above a load balancer's idle timeout, 60 s on most).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    keepalive_timeout_s: float = Field(default=75.0, gt=0, le=3600)
+    # After a refused body, unread bytes are drained (never kept) this long, so the client
+    # reads the answer instead of a reset; then the connection is closed.
+    lingering_s: float = Field(default=2.0, ge=0, le=60)
+
+
 class DemoSettings(Section):
     """The `demo` program created on first start in development."""
 
@@ -238,6 +304,7 @@ class Settings(BaseSettings):
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod

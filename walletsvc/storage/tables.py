@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -455,6 +456,23 @@ class RateBucketRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=100)
     tokens: float
     updated_at: datetime = Field(sa_column=_utc())
+
+
+class RequestBucketRow(SQLModel, table=True):
+    """A token bucket of incoming requests (per API key, terminal or client address).
+
+    Times are seconds since the epoch, so one statement can refill, take and say when
+    the bucket is full again (`full_at`: after that the row may be deleted, as a
+    missing row is a full bucket).
+    """
+
+    __tablename__ = "request_buckets"
+
+    key: str = Field(primary_key=True, max_length=200)
+    tokens: float = Field(sa_column=Column(Double, nullable=False))
+    taken: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_s: float = Field(sa_column=Column(Double, nullable=False))
+    full_at: float = Field(sa_column=Column(Double, nullable=False, index=True))
 
 
 class CallbackRejectionRow(SQLModel, table=True):

@@ -14,6 +14,7 @@ from walletsvc.services.loyalty_review import run_loyalty_reviews
 from walletsvc.services.pos_webhooks import run_webhook_worker
 from walletsvc.services.program_refresh import run_program_refreshes
 from walletsvc.services.push_delivery import run_push_worker
+from walletsvc.services.request_limits import run_bucket_cleanup
 from walletsvc.services.retention import run_retention
 from walletsvc.web import (  # noqa: F401  (importing a module registers its routes)
     add_page,
@@ -33,13 +34,14 @@ from walletsvc.web import (  # noqa: F401  (importing a module registers its rou
 )
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER, EVENT_RELAY
+from walletsvc.web.limits import request_limits
 from walletsvc.web.middleware import problem_details, request_context
 
 
 def create_app(container: Container) -> web.Application:
     """Build the application around an already wired container."""
     app = web.Application(
-        middlewares=[request_context, problem_details],
+        middlewares=[request_context, problem_details, request_limits],
         client_max_size=container.settings.max_body_bytes,
     )
     app[CONTAINER] = container
@@ -53,6 +55,8 @@ def create_app(container: Container) -> web.Application:
         app.cleanup_ctx.append(retention_worker)
     if container.google_sync:
         app.cleanup_ctx.append(google_worker)
+    if container.limiter is not None:
+        app.cleanup_ctx.append(bucket_cleaner)
     app[EVENT_RELAY] = []
     app.cleanup_ctx.append(event_relay)
     router.install(app)
@@ -101,6 +105,12 @@ pass_refresher = background("pass-refresh", lambda c, stop: run_program_refreshe
 loyalty_reviewer = background("loyalty-review", _reviews)
 google_worker = background("google-sync", _google)
 retention_worker = background("retention", _retention)
+bucket_cleaner = background("request-buckets", lambda c, stop: _clean_buckets(c, stop))
+
+
+def _clean_buckets(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+    assert container.limiter is not None
+    return run_bucket_cleanup(container.limiter, stop)
 
 
 async def event_relay(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from walletsvc.domain.errors import DomainError
 from walletsvc.web.auth import principal_of
+from walletsvc.web.limits import admit
 from walletsvc.web.middleware import request_id_of
 from walletsvc.web.problem import PROBLEM_MEDIA_TYPE, problem
 from walletsvc.web.refusals import API_AUTH, count_refusal
@@ -99,7 +100,9 @@ def _handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stre
             # Who is calling is settled before the body is read: an unauthenticated
             # caller learns nothing about what a valid body would look like.
             if operation.auth:
-                arguments["principal"] = await principal_of(request)
+                principal = arguments["principal"] = await principal_of(request)
+                # Counted once the key is known good: a forged key spends no one's allowance.
+                await admit(request, "api_key", principal.key_id)
             if operation.body is not None and operation.parse_body:
                 parsed = await parse_body(request, operation.body)
                 if isinstance(parsed, web.Response):
@@ -254,7 +257,7 @@ def _error_statuses(operation: Operation) -> list[int]:
     if operation.auth:
         statuses |= {401, 403}
     if operation.body is not None:
-        statuses |= {413, 415}
+        statuses |= {408, 413, 415}
     if operation.method in ("POST", "PUT", "PATCH", "DELETE"):
         statuses.add(409)
     return sorted(statuses)
