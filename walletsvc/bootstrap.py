@@ -31,7 +31,7 @@ from walletsvc.apple.pkpass import PkpassBuilder
 from walletsvc.apple.wallet import ApplePassSigner
 from walletsvc.config import Settings
 from walletsvc.domain.barcode import BarcodeKeyRing
-from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.errors import ConfigurationError, Conflict, DuplicateKey
 from walletsvc.domain.event import EventType
 from walletsvc.domain.event_delivery import SinkRoute
 from walletsvc.domain.geofence import GeofencePolicy
@@ -387,7 +387,10 @@ async def ensure_demo_program(container: Container) -> None:
             logo_text="Demo Rewards",
         ),
     )
-    await create_program(ctx, bootstrap_principal(), program)
+    try:
+        await create_program(ctx, bootstrap_principal(), program)
+    except (Conflict, DuplicateKey):
+        return  # another process starting beside this one made it first
     log.info("demo.program.created", program=program_id)
 
 
