@@ -564,6 +564,7 @@ async def open_event_relay(container: Container) -> EventRelay | None:
                 stream=nats.stream,
                 subject_prefix=nats.subject_prefix,
                 duplicate_window_s=nats.duplicate_window_s,
+                replicas=nats.replicas,
                 timeout_s=nats.timeout_s,
                 reconnect_wait_s=nats.reconnect_wait_s,
             )

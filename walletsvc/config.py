@@ -147,7 +147,8 @@ class WebhookSinkSettings(Section):
 class NatsSinkSettings(Section):
     """NATS JetStream: events on `<subject_prefix>.<type>`, deduplicated by event id."""
 
-    url: str | None = None  # nats://host:4222; unset: no NATS sink
+    # nats://host:4222, or several servers of one cluster comma-separated; unset: no sink
+    url: str | None = None
     name: str = Field(default="nats", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     stream: str = Field(default="WALLETSVC_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     subject_prefix: str = Field(
@@ -156,6 +157,9 @@ class NatsSinkSettings(Section):
     # Redeliveries of one event within this window are dropped by the stream. Keep it
     # longer than the relay's lease so a crashed relay's resends are caught.
     duplicate_window_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    # Copies of the stream JetStream keeps when walletsvc creates it (3 on a 3-node
+    # cluster); an existing stream is used as it is.
+    replicas: int = Field(default=1, ge=1, le=5)
     types: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=5.0, gt=0, le=300)
     reconnect_wait_s: float = Field(default=1.0, gt=0, le=300)
