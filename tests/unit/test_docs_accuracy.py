@@ -455,7 +455,7 @@ def test_the_route_check_catches_made_up_paths() -> None:
     assert route_for(None, "/api/v1/passes/$SERIAL")
     assert route_for("POST", "/webhooks/pos/square/{terminal_id}")
     assert not route_for("GET", "/api/v1/stores")
-    assert not route_for("DELETE", "/api/v1/api-keys/{id}")
+    assert not route_for("DELETE", "/api/v1/stores/{id}")
     assert not route_for(None, "/api/v1/passes/{serial}/refresh")
 
 

@@ -7,7 +7,7 @@ import hmac
 import secrets
 
 from walletsvc.domain.api_key import Principal, Scope, check_grant, parse_scopes
-from walletsvc.domain.errors import InvalidInput, Unauthorized
+from walletsvc.domain.errors import InvalidInput, NotFound, Unauthorized
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import StoredApiKey
 
@@ -76,3 +76,27 @@ async def authenticate(ctx: ServiceContext, presented: str, bootstrap_key: str |
     return Principal(
         key_id=stored.id, name=stored.name, scopes=stored.scopes, program_id=stored.program_id
     )
+
+
+async def list_api_keys(ctx: ServiceContext, principal: Principal) -> list[StoredApiKey]:
+    """Return the keys the caller may manage (a program's key: its program's keys only)."""
+    principal.require(Scope.API_KEYS_WRITE)
+    async with ctx.uow() as uow:
+        return await uow.api_keys.list(principal.program_id)
+
+
+async def revoke_api_key(ctx: ServiceContext, principal: Principal, key_id: str) -> None:
+    """Revoke a key at once, in every process; revoking it again changes nothing.
+
+    The bootstrap key from the settings is no row and cannot be revoked here: remove it
+    from the settings. A program's key sees only its program's keys: others are 404.
+    """
+    principal.require(Scope.API_KEYS_WRITE)
+    async with ctx.uow() as uow:
+        stored = await uow.api_keys.get(key_id)
+        if stored is None or (
+            principal.program_id is not None and stored.program_id != principal.program_id
+        ):
+            raise NotFound("no such API key")
+        await uow.api_keys.revoke(key_id, ctx.clock())
+        await uow.commit()

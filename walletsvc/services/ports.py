@@ -118,6 +118,13 @@ class TerminalRepository(Protocol):
 class ApiKeyRepository(Protocol):
     async def get(self, key_id: str) -> StoredApiKey | None: ...
     async def add(self, key: StoredApiKey) -> None: ...
+    async def list(self, program_id: str | None) -> list[StoredApiKey]:
+        """Every key, oldest first; only those bound to `program_id` when it is given."""
+        ...
+
+    async def revoke(self, key_id: str, now: datetime) -> None:
+        """Mark the key revoked (once: a second revocation keeps the first time)."""
+        ...
 
 
 class AppleDeviceRepository(Protocol):

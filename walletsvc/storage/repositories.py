@@ -438,16 +438,19 @@ class SqlApiKeyRepository:
 
     async def get(self, key_id: str) -> StoredApiKey | None:
         row = await self._session.get(ApiKeyRow, key_id)
-        if row is None:
-            return None
-        return StoredApiKey(
-            id=row.id,
-            name=row.name,
-            secret_hash=row.secret_hash,
-            scopes=parse_scopes(row.scopes),
-            program_id=row.program_id,
-            created_at=mapping.aware(row.created_at),
-            revoked_at=mapping.aware(row.revoked_at) if row.revoked_at else None,
+        return _api_key(row) if row is not None else None
+
+    async def list(self, program_id: str | None) -> list[StoredApiKey]:
+        query = select(ApiKeyRow).order_by(col(ApiKeyRow.created_at), col(ApiKeyRow.id))
+        if program_id is not None:
+            query = query.where(col(ApiKeyRow.program_id) == program_id)
+        return [_api_key(row) for row in (await self._session.exec(query)).all()]
+
+    async def revoke(self, key_id: str, now: datetime) -> None:
+        await self._session.exec(
+            update(ApiKeyRow)
+            .where(col(ApiKeyRow.id) == key_id, col(ApiKeyRow.revoked_at).is_(None))
+            .values(revoked_at=now)
         )
 
     async def add(self, key: StoredApiKey) -> None:
@@ -462,3 +465,15 @@ class SqlApiKeyRepository:
                 created_at=key.created_at,
             )
         )
+
+
+def _api_key(row: ApiKeyRow) -> StoredApiKey:
+    return StoredApiKey(
+        id=row.id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        scopes=parse_scopes(row.scopes),
+        program_id=row.program_id,
+        created_at=mapping.aware(row.created_at),
+        revoked_at=mapping.aware(row.revoked_at) if row.revoked_at else None,
+    )
