@@ -336,7 +336,7 @@ templates = st.one_of(
             "{program}",
             "{serial}",
             "See {program} online",
-            "{points} Punkte – Stufe {tier}",
+            "{points} Punkte \u2013 Stufe {tier}",
             "",
             "{store}",
             "{unknown}",
