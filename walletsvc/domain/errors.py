@@ -119,7 +119,15 @@ class RateLimited(DomainError):
 
     reason = "rate_limited"
 
-    def __init__(self, detail: str, *, scope: str, retry_after_s: float) -> None:
-        super().__init__(detail)
-        self.scope = scope
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        scope: str = "",
+        retry_after_s: float = 1.0,
+    ) -> None:
+        super().__init__(detail, reason=reason, field=field)
+        self.scope = scope  # which limit: api_key, terminal, add_page, ...
         self.retry_after_s = retry_after_s
