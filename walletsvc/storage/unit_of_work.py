@@ -119,7 +119,7 @@ class SqlUnitOfWork:
             pg = self._pg = PgScanState(PgConnection(session))
             self.programs = PgProgramRepository(session, pg, self._programs)
             self.customers = PgCustomerRepository(session, pg)
-            self.passes = PgPassRepository(session, self._box, pg)
+            self.passes = PgPassRepository(session, self._box, pg, self.programs)
             self.stores = PgStoreRepository(session, pg, self._programs)
             self.terminals = PgTerminalRepository(session, self._box, pg)
             self.apple_devices = PgAppleDeviceRepository(session, pg)
@@ -164,8 +164,8 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         """Commit; a unique-key clash becomes DuplicateKey so use cases can retry or refuse."""
         try:
-            if self._pg is not None and self._pg.outbox:
-                await self._pg.write_outbox()
+            if self._pg is not None and self._pg.pending:
+                await self._pg.write_pending()
             await self._session.commit()
         except Exception as exc:
             if not (isinstance(exc, IntegrityError) or is_unique_violation(exc)):
