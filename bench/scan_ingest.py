@@ -63,7 +63,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from service_process import ADMIN, PG, fresh_database, start_server, wait_ready
+from service_process import ADMIN, PG, fresh_database, server_pids, start_server, wait_ready
 
 from walletsvc.domain.wallet_pass import next_change_time
 from walletsvc.intake.standard_webhooks import decode_secret, signature_headers
@@ -616,10 +616,10 @@ def postgres_processes() -> dict[int, float]:
 def cpu_snapshot(server: int) -> dict[str, Any]:
     return {
         "bench": time.process_time(),
-        "server": cpu_seconds(server),
+        "server": sum(cpu_seconds(pid) for pid in server_pids(server)),
         "postgres": postgres_processes(),
         "busy": busy_seconds(),
-        "wait": run_queue_seconds(server),
+        "wait": sum(run_queue_seconds(pid) for pid in server_pids(server)),
     }
 
 

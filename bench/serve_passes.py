@@ -88,7 +88,7 @@ async def run_clients(
     counter = iter(range(total))
     spy = None
     if PROFILE and PROFILE == phase:
-        OUT.mkdir(parents=True, exist_ok=True)
+        OUT.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (once, before the clock)
         spy = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "py-spy"),
             *("record", "-p", str(server), "-f", "raw", "-r", "200"),
@@ -115,9 +115,7 @@ async def run_clients(
     return latencies, elapsed, cpu
 
 
-def report(
-    name: str, latencies: list[float], elapsed: float, cpu: float, reference: float
-) -> None:
+def report(name: str, latencies: list[float], elapsed: float, cpu: float, reference: float) -> None:
     rate = len(latencies) / elapsed
     q = statistics.quantiles(sorted(latencies), n=100)
     print(

@@ -47,8 +47,10 @@ def run_workers(container: Container, args: argparse.Namespace) -> int:
         command += ["--host", args.host]
     if args.port:
         command += ["--port", str(args.port)]
+    # The command is this interpreter running this package, with our own arguments.
     workers = [
-        subprocess.Popen([*command, "--worker-index", str(index)]) for index in range(args.workers)
+        subprocess.Popen([*command, "--worker-index", str(index)])  # noqa: S603
+        for index in range(args.workers)
     ]
     log.info("serve.workers.started", workers=[worker.pid for worker in workers])
     stopping = False

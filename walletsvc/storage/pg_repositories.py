@@ -90,8 +90,7 @@ _PASS_UPDATE_OLD = (
 # its tag in the last statement before COMMIT, with the held-back outbox rows and inbox
 # response. Passes changed in one transaction share its tag: they commit together.
 _TAG = (
-    f"tag AS (UPDATE counters SET value = value + 1 WHERE name = '{PASS_UPDATE}'"
-    " RETURNING value)"
+    f"tag AS (UPDATE counters SET value = value + 1 WHERE name = '{PASS_UPDATE}' RETURNING value)"
 )
 _TAG_PASSES = "UPDATE passes SET update_tag = tag.value FROM tag WHERE serial = ANY(${}::text[])"
 _COUNTER_CREATE = (
