@@ -202,13 +202,14 @@ async def pkpass_for_key(ctx: ServiceContext, principal: Principal, serial: str)
 async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
     """Render and sign the current version of a pass."""
     async with ctx.uow() as uow:
-        wallet_pass = await uow.passes.get(serial)
-        if wallet_pass is None:
+        found = await uow.passes.get_with_holder(serial)
+        if found is None:
             raise NotFound("no such pass")
-        program = await uow.programs.get(wallet_pass.program_id)
+        wallet_pass, program, _ = found
+        # The holder as a living customer: an erased one's link opens nothing.
         customer = await uow.customers.get(wallet_pass.customer_id)
         stores = await uow.stores.for_program(wallet_pass.program_id)
-    if program is None or customer is None:
+    if customer is None:
         raise NotFound("no such pass")
     return await signed_pass(ctx, wallet_pass, program, customer, stores)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from walletsvc.domain.api_key import parse_scopes
+from walletsvc.domain.apple_device import ChangedPasses
 from walletsvc.domain.customer import Consents, Customer
 from walletsvc.domain.event import DomainEvent
 from walletsvc.domain.identifier import Identifier
@@ -26,7 +28,7 @@ from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.program import Program
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.wallet_pass import PassKind, PassState, WalletPass
-from walletsvc.services.ports import InboxRecord
+from walletsvc.services.ports import InboxRecord, StoredApiKey
 from walletsvc.storage import mapping
 from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.counter import PASS_UPDATE
@@ -34,6 +36,7 @@ from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.pg_connection import PgConnection
 from walletsvc.storage.repositories import (
+    SqlApiKeyRepository,
     SqlCustomerRepository,
     SqlPassRepository,
     SqlProgramRepository,
@@ -158,6 +161,14 @@ _PUSHES = (
     " JOIN apple_devices d ON d.device_library_id = r.device_library_id WHERE r.serial = $1"
     " ON CONFLICT (pass_type_id, push_token)"
     " DO UPDATE SET generation = apple_push_queue.generation + 1"
+)
+_CHANGED = (
+    "SELECT p.serial, p.update_tag FROM apple_registrations r JOIN passes p"
+    " ON p.serial = r.serial WHERE r.device_library_id = $1 AND r.pass_type_id = $2"
+)
+_API_KEY_GET = (
+    "SELECT id, name, secret_hash, scopes::text, program_id, created_at, revoked_at"
+    " FROM api_keys WHERE id = $1"
 )
 _OUTBOX_COLUMNS = 7
 _OUTBOX_CHUNK = 8
@@ -673,6 +684,37 @@ class PgAppleDeviceRepository(SqlAppleDeviceRepository):
         connection = await self._state.connection()
         # The due time stays as first set: a stream of changes must not postpone the push.
         await connection.execute(_PUSHES, serial, due_at)
+
+    async def changed(self, device_id: str, pass_type_id: str, since: int | None) -> ChangedPasses:
+        """Return every serial on the device changed after `since`, and the newest tag."""
+        connection = await self._state.connection(begin=False)
+        rows = await connection.fetch(_CHANGED, device_id, pass_type_id)
+        newest = max((tag for _, tag in rows), default=0)
+        serials = sorted(serial for serial, tag in rows if since is None or tag > since)
+        return ChangedPasses(tuple(serials), max(newest, since or 0))
+
+
+class PgApiKeyRepository(SqlApiKeyRepository):
+    """Every API call looks its key up: one statement, not an ORM load."""
+
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+
+    async def get(self, key_id: str) -> StoredApiKey | None:
+        connection = await self._state.connection(begin=False)
+        r = await connection.fetchrow(_API_KEY_GET, key_id)
+        if r is None:
+            return None
+        return StoredApiKey(
+            id=r[0],
+            name=r[1],
+            secret_hash=r[2],
+            scopes=parse_scopes(json.loads(r[3])),
+            program_id=r[4],
+            created_at=mapping.aware(r[5]),
+            revoked_at=mapping.aware(r[6]) if r[6] else None,
+        )
 
 
 def _flat(rows: list[Any]) -> list[Any]:

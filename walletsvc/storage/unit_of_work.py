@@ -19,6 +19,7 @@ from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.pg_connection import PgConnection
 from walletsvc.storage.pg_repositories import (
+    PgApiKeyRepository,
     PgAppleDeviceRepository,
     PgCustomerRepository,
     PgInbox,
@@ -126,6 +127,7 @@ class SqlUnitOfWork:
             self.inbox = PgInbox(session, pg)
             self.ledger = PgLedger(session, pg)
             self.outbox = PgOutbox(pg, _utc_now)
+            self.api_keys = PgApiKeyRepository(session, pg)
         else:
             self.programs = SqlProgramRepository(session)
             self.customers = SqlCustomerRepository(session)
@@ -136,7 +138,7 @@ class SqlUnitOfWork:
             self.inbox = SqlInbox(session)
             self.ledger = SqlLedger(session)
             self.outbox = SqlOutbox(session)
-        self.api_keys = SqlApiKeyRepository(self._session)
+            self.api_keys = SqlApiKeyRepository(session)
         self.push_queue = SqlPushQueue(self._session)
         self.tier_feed = SqlTierFeed(self._session)
         self.schedule = SqlJobSchedule(self._session)
