@@ -12,6 +12,7 @@ an ORM read later in the same unit of work sees the new values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,6 +126,7 @@ _PROGRAM_GET = (
     " refreshed_version, created_at, updated_at, md5(programs::text),"
     f" {_STORES_DIGEST.format('programs.id')} FROM programs WHERE id = $1"
 )
+_NO_STORES = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 # Which programs there are, with digests: cached ones are used when the digest matches.
 _PROGRAM_DIGESTS = (
     f"SELECT id, md5(programs::text), {_STORES_DIGEST.format('programs.id')} FROM programs"
@@ -568,8 +570,8 @@ class PgStoreRepository(SqlStoreRepository):
         connection = await self._state.connection(begin=False)
         records = await connection.fetch(_STORES_OF_DIGESTED, program_id)
         stores = self._stores(records)
-        if records:
-            self._cache.stores[program_id] = (records[0][7], tuple(stores))
+        # No stores digests as the pass lock's coalesce(…, '') does: md5 of nothing.
+        self._cache.stores[program_id] = (records[0][7] if records else _NO_STORES, tuple(stores))
         return stores
 
     async def add(self, store: Store) -> None:
