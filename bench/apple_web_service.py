@@ -164,10 +164,12 @@ async def _plans(pass_type: str) -> None:
         latest = await connection.fetch(
             """
             EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-            SELECT passes.*, programs.*, customers.* FROM passes
-            JOIN programs ON programs.id = passes.program_id
-            JOIN customers ON customers.id = passes.customer_id
-            WHERE passes.serial = $1
+            SELECT p.*, c.*,
+              (SELECT md5(g::text) FROM programs g WHERE g.id = p.program_id),
+              (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), ''))
+               FROM stores s WHERE s.program_id = p.program_id)
+            FROM passes p JOIN customers c ON c.id = p.customer_id
+            WHERE p.serial = $1
             """,
             "b" + "1".zfill(25),
         )
@@ -175,7 +177,7 @@ async def _plans(pass_type: str) -> None:
         await connection.close()
     print("\nplan, what changed:\n" + "\n".join(row[0] for row in changed))
     print(
-        "\nplan, latest pass (the pass, its program and holder):\n"
+        "\nplan, latest pass (the pass, its holder, digests of its program and stores):\n"
         + "\n".join(row[0] for row in latest)
     )
 
