@@ -1,4 +1,5 @@
-"""The command line: serve, migrate, relay, events, loyalty, passes, customers, verify-pass."""
+"""The command line: serve, migrate, relay, events, loyalty, passes, customers, prune,
+verify-pass."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
 from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.services.pass_changes import refresh_program_passes
+from walletsvc.services.retention import prune
 from walletsvc.storage.migrate import pending, upgrade
+from walletsvc.web import serving
 from walletsvc.web.app import create_app
 
 log = structlog.get_logger("walletsvc.cli")
@@ -80,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     imported.add_argument("file", type=Path)
     imported.add_argument("--program", help="the program (needed when there are several)")
     imported.add_argument("--rejects", type=Path, help="write rejected rows here (CSV)")
+    commands.add_parser(
+        "prune",
+        help="delete delivered events, old inbox rows and logs now, per [retention]",
+        description="Run the retention clean-up once (serve runs it every "
+        "[retention] interval_s); prints what it removed as JSON.",
+    )
     commands.add_parser(
         "relay",
         help="relay outbox events to the sinks, as a process of its own",
@@ -137,20 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_import_customers(container, args))
     if args.command == "relay":
         return asyncio.run(_relay(container))
+    if args.command == "prune":
+        return asyncio.run(_prune(container))
     if args.command == "events":
         return asyncio.run(_events(container, args))
     if args.workers > 1:
         return run_workers(container, args)
     worker = args.worker_index
-    web.run_app(
-        _serve(container, banner=worker in (None, 0)),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        access_log=None,
-        # Workers of one `--workers N` share the port; the kernel spreads connections.
-        reuse_port=True if worker is not None else None,
+    # Like web.run_app, plus deadlines on slow request heads ([limits], web/serving.py).
+    # Workers of one `--workers N` share the port; the kernel spreads connections.
+    serving.run(
+        _serve(container, banner=worker in (None, 0)), settings, reuse_port=worker is not None
     )
     return 0
 
@@ -191,6 +197,15 @@ async def _loyalty_review(container: Container, program: str | None) -> int:
         await container.close()
     for report in reports:
         print(json.dumps(asdict(report)))
+    return 0
+
+
+async def _prune(container: Container) -> int:
+    try:
+        report = await prune(container.ctx, container.retention)
+    finally:
+        await container.close()
+    print(json.dumps(report.counts))
     return 0
 
 

@@ -112,3 +112,14 @@ class WalletUnavailable(Unavailable):
     ) -> None:
         super().__init__(detail, reason=reason, field=field)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(DomainError):
+    """A caller sent more requests than its limit allows; it may try again later."""
+
+    reason = "rate_limited"
+
+    def __init__(self, detail: str, *, scope: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.scope = scope
+        self.retry_after_s = retry_after_s

@@ -149,9 +149,11 @@ _INBOX_CLAIM = (
 _INBOX_GET = (
     "SELECT fingerprint, response, processed_at FROM inbox WHERE source = $1 AND external_id = $2"
 )
-_INBOX_RESPOND = "UPDATE inbox SET response = $2, processed_at = $3 WHERE id = $1"
+# Once acted on, a delivery's body is not needed: it goes, with what it said about people.
+_INBOX_RESPOND = "UPDATE inbox SET response = $2, processed_at = $3, body = NULL WHERE id = $1"
 _INBOX_RESPOND_BY_KEY = (
-    "UPDATE inbox SET response = $3, processed_at = $4 WHERE source = $1 AND external_id = $2"
+    "UPDATE inbox SET response = $3, processed_at = $4, body = NULL"
+    " WHERE source = $1 AND external_id = $2"
 )
 _LEDGER_APPEND = (
     "INSERT INTO ledger_entries (program_id, customer_id, kind, points, business_key, source,"

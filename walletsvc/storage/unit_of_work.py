@@ -41,6 +41,7 @@ from walletsvc.storage.repositories import (
     SqlStoreRepository,
     SqlTerminalRepository,
 )
+from walletsvc.storage.retention import SqlRetention
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.store_visits import SqlGeofenceRefusals, SqlStoreVisitRepository
 from walletsvc.storage.tables import OutboxRow
@@ -101,6 +102,7 @@ class SqlUnitOfWork:
     rate_buckets: SqlRateBuckets
     callback_rejections: SqlCallbackRejections
     outbox: SqlOutbox | PgOutbox
+    retention: SqlRetention
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class SqlUnitOfWork:
         self.google_objects = SqlGoogleQueue(self._session)
         self.rate_buckets = SqlRateBuckets(self._session)
         self.callback_rejections = SqlCallbackRejections(self._session)
+        self.retention = SqlRetention(self._session)
         return self
 
     async def __aexit__(
