@@ -29,6 +29,7 @@ from walletsvc.bootstrap import (
     utc_now,
 )
 from walletsvc.cli_import import run_import
+from walletsvc.cli_workers import run_workers
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
@@ -51,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve from this many processes on one port (SO_REUSEPORT; default 1)",
+    )
+    # Set by `--workers` on the processes it starts; not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply database migrations and exit")
     loyalty = commands.add_parser("loyalty", help="loyalty jobs")
     loyalty_jobs = loyalty.add_subparsers(dest="job", required=True)
@@ -101,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Offline by design: no settings, logging or database, so it runs anywhere.
         return _verify_pass(args.file, args.ca, as_json=args.json)
 
+    if args.command == "serve" and args.workers < 1:
+        print("walletsvc serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     overrides: dict[str, object] = {}
     if args.command == "serve":
         if args.host:
@@ -138,8 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_prune(container))
     if args.command == "events":
         return asyncio.run(_events(container, args))
+    if args.workers > 1:
+        return run_workers(container, args)
+    worker = args.worker_index
     # Like web.run_app, plus deadlines on slow request heads ([limits], web/serving.py).
-    serving.run(_serve(container), settings)
+    # Workers of one `--workers N` share the port; the kernel spreads connections.
+    serving.run(
+        _serve(container, banner=worker in (None, 0)), settings, reuse_port=worker is not None
+    )
     return 0
 
 
@@ -306,7 +324,7 @@ async def _events(container: Container, args: argparse.Namespace) -> int:
         await container.close()
 
 
-async def _serve(container: Container) -> web.Application:
+async def _serve(container: Container, *, banner: bool = True) -> web.Application:
     try:
         await prepare_database(container)
     except ConfigurationError as exc:
@@ -322,7 +340,8 @@ async def _serve(container: Container) -> web.Application:
     async def announce(_app: web.Application) -> None:
         _print_banner(container)
 
-    app.on_startup.append(announce)
+    if banner:
+        app.on_startup.append(announce)
     app.on_cleanup.append(close)
     return app
 

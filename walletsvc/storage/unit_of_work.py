@@ -19,6 +19,7 @@ from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.pg_connection import PgConnection
 from walletsvc.storage.pg_repositories import (
+    PgApiKeyRepository,
     PgAppleDeviceRepository,
     PgCustomerRepository,
     PgInbox,
@@ -121,13 +122,14 @@ class SqlUnitOfWork:
             pg = self._pg = PgScanState(PgConnection(session))
             self.programs = PgProgramRepository(session, pg, self._programs)
             self.customers = PgCustomerRepository(session, pg)
-            self.passes = PgPassRepository(session, self._box, pg)
+            self.passes = PgPassRepository(session, self._box, pg, self.programs)
             self.stores = PgStoreRepository(session, pg, self._programs)
             self.terminals = PgTerminalRepository(session, self._box, pg)
             self.apple_devices = PgAppleDeviceRepository(session, pg)
             self.inbox = PgInbox(session, pg)
             self.ledger = PgLedger(session, pg)
             self.outbox = PgOutbox(pg, _utc_now)
+            self.api_keys = PgApiKeyRepository(session, pg)
         else:
             self.programs = SqlProgramRepository(session)
             self.customers = SqlCustomerRepository(session)
@@ -138,7 +140,7 @@ class SqlUnitOfWork:
             self.inbox = SqlInbox(session)
             self.ledger = SqlLedger(session)
             self.outbox = SqlOutbox(session)
-        self.api_keys = SqlApiKeyRepository(self._session)
+            self.api_keys = SqlApiKeyRepository(session)
         self.push_queue = SqlPushQueue(self._session)
         self.tier_feed = SqlTierFeed(self._session)
         self.schedule = SqlJobSchedule(self._session)
@@ -167,8 +169,8 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         """Commit; a unique-key clash becomes DuplicateKey so use cases can retry or refuse."""
         try:
-            if self._pg is not None and self._pg.outbox:
-                await self._pg.write_outbox()
+            if self._pg is not None and self._pg.pending:
+                await self._pg.write_pending()
             await self._session.commit()
         except Exception as exc:
             if not (isinstance(exc, IntegrityError) or is_unique_violation(exc)):

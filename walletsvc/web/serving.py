@@ -75,11 +75,14 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
 
-def run(app: Awaitable[web.Application], settings: Settings) -> None:
-    """Serve `app` on the configured host and port until SIGINT or SIGTERM."""
+def run(app: Awaitable[web.Application], settings: Settings, *, reuse_port: bool = False) -> None:
+    """Serve `app` on the configured host and port until SIGINT or SIGTERM.
+
+    `reuse_port` lets the processes of `serve --workers N` bind the same port.
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, settings))
+    main = loop.create_task(_serve(app, settings, reuse_port=reuse_port))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -92,7 +95,9 @@ def run(app: Awaitable[web.Application], settings: Settings) -> None:
         loop.close()
 
 
-async def _serve(app: Awaitable[web.Application], settings: Settings) -> None:
+async def _serve(
+    app: Awaitable[web.Application], settings: Settings, *, reuse_port: bool = False
+) -> None:
     limits = settings.limits
     runner = web.AppRunner(
         await app,
@@ -116,7 +121,12 @@ async def _serve(app: Awaitable[web.Application], settings: Settings) -> None:
         )
 
     listener = await loop.create_server(
-        connection, settings.host, settings.port, reuse_address=True, backlog=128
+        connection,
+        settings.host,
+        settings.port,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
+        backlog=128,
     )
     try:
         await asyncio.Event().wait()  # until a signal ends the loop (GracefulExit)
