@@ -247,7 +247,7 @@ def test_every_documented_command_is_a_real_command(capsys: pytest.CaptureFixtur
 def test_the_command_check_catches_made_up_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_problem(["serve", "--no-migrate"], capsys) is None
     assert parse_problem(["events", "replay", "--all", "--sink", "crm"], capsys) is None
-    assert parse_problem(["serve", "--workers", "4"], capsys) is not None
+    assert parse_problem(["serve", "--threads", "4"], capsys) is not None
     assert parse_problem(["backup"], capsys) is not None
     assert parse_problem(["events", "purge"], capsys) is not None
     assert parse_problem(["passes", "refresh"], capsys) is not None  # --program is required
