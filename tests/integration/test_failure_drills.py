@@ -17,12 +17,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import nats
 import pytest
 
 from tests.conftest import CERTS
 from tests.fakes.apns import FakeApnsServer
 from tests.integration.service_processes import (
     SERVICE_PORTS,
+    PrivateNats,
     PrivatePostgres,
     ServiceProcess,
     Till,
@@ -229,9 +231,7 @@ async def test_a_sigkilled_service_loses_no_acknowledged_scan_and_no_owed_push(
                     for device in range(2):
                         token = f"{n:02x}{device:02x}" * 16
                         device_id = f"dev{n:03}{device}" + "0" * 24
-                        status = await register_device(
-                            http, first.base, document, device_id, token
-                        )
+                        status = await register_device(http, first.base, document, device_id, token)
                         assert status == 201
                         tokens.add(token)
                     coupons.append(issued["serial"])
@@ -282,3 +282,75 @@ async def test_a_sigkilled_service_loses_no_acknowledged_scan_and_no_owed_push(
             first.kill()
             second.stop()
             await drop_database(database)
+
+
+@pytest.mark.nats
+async def test_nats_killed_under_load_gets_every_event_once_after_it_returns(
+    tmp_path: Path,
+) -> None:
+    nats_server = PrivateNats(tmp_path / "nats")
+    await nats_server.start()
+    database = await create_database(shared_server_url())
+    port = port_in(SERVICE_PORTS)
+    events = {
+        "first_retry_s": 0.2,
+        "max_retry_s": 1,
+        "idle_wait_s": 0.05,
+        "nats": {"url": nats_server.url, "stream": "DRILL", "subject_prefix": "drill.events",
+                 "duplicate_window_s": 120, "reconnect_wait_s": 0.2, "timeout_s": 1},
+    }  # fmt: skip
+    serve = ServiceProcess(
+        tmp_path / "serve", service_settings(database, tmp_path / "data", port, events=events)
+    )
+    nc = None
+    try:
+        serve.start()
+        await serve.wait_ready()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            till = await open_till(http, serve.base)
+            barcodes = [
+                (await issue_loyalty(http, serve.base, f"n-{n}"))[1]["barcodes"][0]["message"]
+                for n in range(6)
+            ]
+            load = ScanLoad(till, barcodes, [serve.base])
+            clients = [asyncio.create_task(load.client(n, pause_s=0.05)) for n in range(4)]
+            try:
+                await asyncio.sleep(1.5)
+                nats_server.kill()  # SIGKILL: JetStream's store is left as a crash leaves it
+                await asyncio.sleep(3)
+                await nats_server.start()
+                await asyncio.sleep(1.5)
+            finally:
+                load.stop.set()
+                await asyncio.gather(*clients)
+        # The API never noticed: events wait in the outbox while NATS is away.
+        assert load.refusals == Counter(), load.refusals
+        connection = await asyncpg.connect(database)
+        try:
+            ids = {row[0] for row in await connection.fetch("SELECT event_id FROM outbox")}
+        finally:
+            await connection.close()
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await js.stream_info("DRILL")).state.messages < len(ids):
+            assert asyncio.get_running_loop().time() < deadline, "events missing from the stream"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # a resend after the count was reached would show now
+        info = await js.stream_info("DRILL")
+        stream_ids = [
+            (await js.get_msg("DRILL", seq)).headers["Nats-Msg-Id"]
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+        assert len(stream_ids) == len(set(stream_ids)), "an event is in the stream twice"
+        assert set(stream_ids) == ids
+        print(
+            f"{len(ids)} events from {len(load.acknowledged)} scans, each in the stream once "
+            "after NATS was SIGKILLed for 3 s"
+        )
+    finally:
+        if nc is not None:
+            await nc.close()
+        serve.stop()
+        nats_server.kill()
+        await drop_database(database)
