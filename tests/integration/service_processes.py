@@ -217,6 +217,7 @@ def service_settings(
         "wwdr_certificate": str(CERTS / "wwdr-dev-ca.pem"),
     }
     if apns is not None:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
         ca_file = data_dir.parent / f"apns-ca-{port}.pem"
         ca_file.write_bytes(apns.ca_pem)
         apple["apns"] = {
