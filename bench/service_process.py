@@ -25,7 +25,9 @@ async def fresh_database(name: str) -> None:
         await admin.close()
 
 
-def start_server(database: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    database: str, data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Run `walletsvc serve` (development mode, demo program) on the database."""
     env = dict(
         os.environ,
@@ -35,6 +37,7 @@ def start_server(database: str, data_dir: Path, port: int) -> subprocess.Popen[b
         WALLETSVC_PUBLIC_URL=f"http://127.0.0.1:{port}",
         WALLETSVC_PORT=str(port),
         WALLETSVC_LOG_LEVEL="warning",
+        **(extra_env or {}),
     )
     return subprocess.Popen(
         [sys.executable, "-m", "walletsvc", "serve"],
