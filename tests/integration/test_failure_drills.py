@@ -354,3 +354,92 @@ async def test_nats_killed_under_load_gets_every_event_once_after_it_returns(
         serve.stop()
         nats_server.kill()
         await drop_database(database)
+
+
+async def test_apns_faults_through_the_running_service_lose_no_push_and_send_none_twice(
+    tmp_path: Path,
+) -> None:
+    database = await create_database(shared_server_url())
+    async with FakeApnsServer(client_ca_pem=(CERTS / "wwdr-dev-ca.pem").read_bytes()) as apns:
+        port = port_in(SERVICE_PORTS)
+        serve = ServiceProcess(
+            tmp_path / "serve", service_settings(database, tmp_path / "data", port, apns=apns)
+        )
+        try:
+            serve.start()
+            await serve.wait_ready()
+            devices: dict[str, str] = {}  # token -> device library id
+            serials = []
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+                for n in range(12):
+                    issued, document = await issue_coupon(http, serve.base, f"ap-{n}")
+                    for device in range(2):
+                        token = f"{n:02x}{device:02x}" * 16
+                        devices[token] = f"a{n:03}{device}" + "0" * 27
+                        assert (
+                            await register_device(http, serve.base, document, devices[token], token)
+                            == 201
+                        )
+                    serials.append(issued["serial"])
+                tokens = sorted(devices)
+                gone, busy, failing = tokens[0:4], tokens[4:8], tokens[8:12]
+                for token in gone:
+                    apns.answer(410, "Unregistered", token=token)
+                for token in busy:
+                    apns.answer(429, "TooManyRequests", token=token, retry_after=1)
+                for token in failing:
+                    apns.answer(500, "InternalServerError", token=token)
+                apns.go_away_after(5)  # and the connection goes away mid-burst
+                statuses = await asyncio.gather(
+                    *(change_coupon(http, serve.base, s, "Now 15% off") for s in serials)
+                )
+                assert set(statuses) == {200}
+
+                def answered(token: str, status: int) -> int:
+                    return sum(p.token == token and p.status == status for p in apns.received)
+
+                await _eventually(
+                    lambda: (
+                        all(answered(t, 429) for t in busy)
+                        and all(answered(t, 500) for t in failing)
+                        and all(answered(t, 410) for t in gone)
+                    ),
+                    30,
+                )
+                for token in busy + failing:  # APNs recovers
+                    apns.answer(200, token=token)
+                live = set(tokens) - set(gone)
+                await _eventually(lambda: all(answered(t, 200) for t in live), 40)
+                await asyncio.sleep(3)  # a resend would land in the next worker rounds
+            delivered = Counter(p.token for p in apns.received if p.status == 200)
+            assert delivered == dict.fromkeys(live, 1), "each live device once, none twice"
+            assert not any(answered(t, 200) for t in gone)
+            assert apns.connections_opened >= 2, "GOAWAY made the service reconnect"
+            connection = await asyncpg.connect(database)
+            try:
+                owed = await connection.fetchval("SELECT count(*) FROM apple_push_queue")
+                registered = {
+                    row[0]
+                    for row in await connection.fetch(
+                        "SELECT d.push_token FROM apple_registrations r JOIN apple_devices d"
+                        " USING (device_library_id)"
+                    )
+                }
+            finally:
+                await connection.close()
+            assert owed == 0
+            assert registered == live, "410 Unregistered removes exactly the dead tokens"
+            print(
+                f"{len(apns.received)} APNs answers over {apns.connections_opened} connections; "
+                f"{len(live)} devices got their push once, {len(gone)} were unregistered"
+            )
+        finally:
+            serve.stop()
+            await drop_database(database)
+
+
+async def _eventually(check: Any, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
