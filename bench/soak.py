@@ -73,6 +73,7 @@ HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 STORE = "soak-store"
 TERMINAL = "soak-till"
 INSIDE = (52.520311, 13.405122)  # 35 m from the store's centre
+PASS_CACHE_BYTES = 64 * 2**20  # walletsvc.services.pass_cache.SignedPassCache's bound
 
 
 # --- the APNs stand-in in its own process -------------------------------------------------
@@ -105,6 +106,9 @@ class Soak:
         self.key = b""
         self.counter = 0
         self.in_flight = 0
+        # Every .pkpass downloaded here is a new pass, signed once and kept by the service's
+        # SignedPassCache (an LRU bounded at 64 MB): RSS grows by about this much, by design.
+        self.signed_bytes = 0
 
     async def setup(self) -> None:
         async with self.http.post(
@@ -143,8 +147,9 @@ class Soak:
     async def pass_json(self, issued: dict[str, Any]) -> dict[str, Any]:
         async with self.http.get(issued["apple"]["pkpass_url"]) as response:
             assert response.status == 200, response.status
-            bundle = zipfile.ZipFile(io.BytesIO(await response.read()))
-        document: dict[str, Any] = json.loads(bundle.read("pass.json"))
+            data = await response.read()
+        self.signed_bytes += len(data)
+        document: dict[str, Any] = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("pass.json"))
         return document
 
     def next_id(self) -> int:
@@ -284,6 +289,7 @@ async def sample(
     apns.send("sample")
     row["pushes"], row["apns_connections"], _ = apns.recv()
     row["in_flight"] = soak.in_flight
+    row["cache_mb"] = min(soak.signed_bytes, PASS_CACHE_BYTES) / 2**20
     row["load1"] = os.getloadavg()[0]  # the machine is shared: read latencies beside it
     row["ops"] = {
         name: {
@@ -303,13 +309,16 @@ async def sample(
 
 def report(rows: list[dict[str, Any]], header: list[str], soak: Soak) -> str:
     ops = list(RATES)
-    lines = [*header, "", "| t (s) | RSS MB | fds | threads | PG sessions (active) | push queue "
-             "| pushes | load | " + " | ".join(f"{op} n/err p50/p99 ms" for op in ops) + " |",
-             "|---" * (8 + len(ops)) + "|"]  # fmt: skip
+    columns = [
+        "t (s)", "RSS MB", "pass cache MB", "fds", "threads", "PG sessions (active)",
+        "push queue", "pushes", "load", *(f"{op} n/err p50/p99 ms" for op in ops),
+    ]  # fmt: skip
+    lines = [*header, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     previous_pushes = 0
     for row in rows:
         cells = [
-            str(row["t_s"]), f"{row['rss_mb']:.1f}", str(row["fds"]), str(row["threads"]),
+            str(row["t_s"]), f"{row['rss_mb']:.1f}", f"{row['cache_mb']:.1f}", str(row["fds"]),
+            str(row["threads"]),
             f"{row['db_sessions']} ({row['db_active']})", str(row["push_queue"]),
             str(row["pushes"] - previous_pushes), f"{row['load1']:.1f}",
         ]  # fmt: skip
@@ -332,10 +341,16 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     last = [r for r in rows if r["t_s"] > end - span]
     rss_first = statistics.mean(r["rss_mb"] for r in first)
     rss_last = statistics.mean(r["rss_mb"] for r in last)
+    cache_growth = statistics.mean(r["cache_mb"] for r in last) - statistics.mean(
+        r["cache_mb"] for r in first
+    )
+    per_hour = (rss_last - rss_first - cache_growth) / ((end - span) / 3600)
     lines = [
         f"## Verdict: first {span:.0f} s against last {span:.0f} s (latencies pooled per span)",
         "",
-        f"- RSS {rss_first:.1f} MB -> {rss_last:.1f} MB ({(rss_last / rss_first - 1):+.1%}); "
+        f"- RSS {rss_first:.1f} MB -> {rss_last:.1f} MB ({(rss_last / rss_first - 1):+.1%}), "
+        f"of which the signed-pass cache (bounded at 64 MB, by design) {cache_growth:+.1f} MB; "
+        f"the rest {rss_last - rss_first - cache_growth:+.1f} MB ({per_hour:+.1f} MB an hour); "
         f"open fds {statistics.mean(r['fds'] for r in first):.0f} -> "
         f"{statistics.mean(r['fds'] for r in last):.0f}; PostgreSQL sessions at most "
         f"{max(r['db_sessions'] for r in rows)}",
