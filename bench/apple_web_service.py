@@ -37,7 +37,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from service_process import ADMIN, PG, fresh_database, start_server, wait_ready
+from service_process import ADMIN, PG, cpu_seconds, fresh_database, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = os.environ.get("BENCH_DATABASE", "walletsvc_bench")
@@ -47,12 +47,14 @@ REQUESTS = int(os.environ.get("REQUESTS", "20000"))
 CONCURRENCY = [int(n) for n in os.environ.get("CONCURRENCY", "1,4,16").split(",")]
 PORT = int(os.environ.get("PORT", "8765"))
 BASE = f"http://127.0.0.1:{PORT}"
+SERVER: list[int] = []  # the server's pid, for its CPU time (with its workers')
 
 
 async def main() -> None:
     await fresh_database(DATABASE)
     with tempfile.TemporaryDirectory() as data_dir:
         server = start_server(DATABASE, Path(data_dir), PORT)
+        SERVER.append(server.pid)
         try:
             await wait_ready(BASE)
             async with aiohttp.ClientSession() as http:
@@ -162,10 +164,12 @@ async def _plans(pass_type: str) -> None:
         latest = await connection.fetch(
             """
             EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-            SELECT passes.*, programs.*, customers.* FROM passes
-            JOIN programs ON programs.id = passes.program_id
-            JOIN customers ON customers.id = passes.customer_id
-            WHERE passes.serial = $1
+            SELECT p.*, c.*,
+              (SELECT md5(g::text) FROM programs g WHERE g.id = p.program_id),
+              (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), ''))
+               FROM stores s WHERE s.program_id = p.program_id)
+            FROM passes p JOIN customers c ON c.id = p.customer_id
+            WHERE p.serial = $1
             """,
             "b" + "1".zfill(25),
         )
@@ -173,7 +177,7 @@ async def _plans(pass_type: str) -> None:
         await connection.close()
     print("\nplan, what changed:\n" + "\n".join(row[0] for row in changed))
     print(
-        "\nplan, latest pass (the pass, its program and holder):\n"
+        "\nplan, latest pass (the pass, its holder, digests of its program and stores):\n"
         + "\n".join(row[0] for row in latest)
     )
 
@@ -206,14 +210,16 @@ async def _measure(
 
 async def _report(http: aiohttp.ClientSession, name: str, make: Any, clients: int) -> None:
     await _load(http, make, REQUESTS // 10, clients)  # warm-up: pool, signed-pass cache
+    cpu = cpu_seconds(SERVER[0])
     latencies, elapsed = await _load(http, make, REQUESTS, clients)
+    cpu = cpu_seconds(SERVER[0]) - cpu
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
     print(
         f"{name}: {len(latencies):,} requests, {clients} clients, "
         f"{len(latencies) / elapsed:,.0f} req/s; "
         f"p50 {q[49]:.2f} ms, p90 {q[89]:.2f} ms, p99 {q[98]:.2f} ms, "
-        f"max {latencies[-1]:.2f} ms"
+        f"max {latencies[-1]:.2f} ms; server CPU {cpu / len(latencies) * 1000:.2f} ms a request"
     )
 
 

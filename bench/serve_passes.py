@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from service_process import ADMIN, fresh_database, start_server, wait_ready
+from service_process import ADMIN, cpu_seconds, fresh_database, start_server, wait_ready
 
 from walletsvc.apple.credentials import load_signing_identity
 from walletsvc.apple.pkpass import sign_manifest
@@ -36,6 +38,9 @@ DATABASE = os.environ.get("BENCH_DATABASE", "walletsvc_bench_serve")
 CLIENTS = int(os.environ.get("CLIENTS", "32"))
 PASSES = int(os.environ.get("PASSES", "3000"))
 PORT = int(os.environ.get("PORT", "8766"))
+# py-spy over one phase ("issue" or "download"): raw stacks to OUT/serve-pyspy-<phase>.txt.
+PROFILE = os.environ.get("PROFILE", "")
+OUT = Path(os.environ.get("OUT", ROOT / "bench" / "out"))
 BASE = f"http://127.0.0.1:{PORT}"
 
 
@@ -75,10 +80,24 @@ async def download(http: aiohttp.ClientSession, link: str) -> None:
         assert response.status == 200 and body[:2] == b"PK"
 
 
-async def run_clients(work: Any, total: int) -> tuple[list[float], float]:
-    """Run `work(n)` for n in range(total) from CLIENTS concurrent clients; time each."""
+async def run_clients(
+    work: Any, total: int, server: int = 0, phase: str = ""
+) -> tuple[list[float], float, float]:
+    """Run `work(n)` for n in range(total) from CLIENTS clients; time each, and the server's CPU."""
     latencies: list[float] = []
     counter = iter(range(total))
+    spy = None
+    if PROFILE and PROFILE == phase:
+        OUT.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (once, before the clock)
+        spy = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"),
+            *("record", "-p", str(server), "-f", "raw", "-r", "200"),
+            *("-o", str(OUT / f"serve-pyspy-{phase}.txt")),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1)
+    cpu_before = cpu_seconds(server) if server else 0.0
 
     async def client() -> None:
         for n in counter:
@@ -88,15 +107,21 @@ async def run_clients(work: Any, total: int) -> tuple[list[float], float]:
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return latencies, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    cpu = (cpu_seconds(server) - cpu_before) if server else 0.0
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), timeout=60)
+    return latencies, elapsed, cpu
 
 
-def report(name: str, latencies: list[float], elapsed: float, reference: float) -> None:
+def report(name: str, latencies: list[float], elapsed: float, cpu: float, reference: float) -> None:
     rate = len(latencies) / elapsed
     q = statistics.quantiles(sorted(latencies), n=100)
     print(
         f"{name}, {CLIENTS} clients: {rate:,.0f} passes/s, p50 {q[49]:.1f} ms, "
-        f"p99 {q[98]:.1f} ms; {rate / reference:.2f} x sign-only"
+        f"p99 {q[98]:.1f} ms; {rate / reference:.2f} x sign-only; "
+        f"server CPU {cpu / len(latencies) * 1000:.2f} ms a pass"
     )
 
 
@@ -117,14 +142,14 @@ async def main() -> None:
                     await download(http, await issue(http, "both", n))
 
                 await run_clients(warm_up, 200)
-                both = await run_clients(issue_then_download, PASSES)
+                both = await run_clients(issue_then_download, PASSES, server.pid, "issue")
                 # Download only: passes issued first, untimed; every first download signs.
                 links = [await issue(http, "only", n) for n in range(PASSES)]
 
                 async def first_download(n: int) -> None:
                     await download(http, links[n])
 
-                only = await run_clients(first_download, PASSES)
+                only = await run_clients(first_download, PASSES, server.pid, "download")
         finally:
             server.terminate()
             server.wait(timeout=30)

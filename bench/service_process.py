@@ -13,6 +13,18 @@ import asyncpg
 
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = "bench-admin-key-0123456789abcdefghijklmnop"
+# `walletsvc serve --workers N` when WORKERS is set (one process otherwise).
+WORKERS = ["--workers", os.environ["WORKERS"]] if os.environ.get("WORKERS") else []
+UNLIMITED_SCOPES = (
+    "api_key",
+    "terminal",
+    "pos_webhook",
+    "apple_log",
+    "apple_device",
+    "google_callback",
+    "add_page",
+    "dashboard_login",
+)
 
 
 async def fresh_database(name: str) -> None:
@@ -39,8 +51,15 @@ def start_server(
         WALLETSVC_LOG_LEVEL="warning",
         **(extra_env or {}),
     )
+    # The benches drive one terminal, one key and one address far beyond what a till or a
+    # phone sends: limits stay on (their cost is measured) but out of the way.
+    # BENCH_LIMITS=off turns them off instead, to measure what they cost.
+    rate = "0" if os.environ.get("BENCH_LIMITS") == "off" else "1000000"
+    for scope in UNLIMITED_SCOPES:
+        env[f"WALLETSVC_LIMITS__{scope.upper()}__RATE_PER_S"] = rate
+        env[f"WALLETSVC_LIMITS__{scope.upper()}__BURST"] = "1000000"
     return subprocess.Popen(
-        [sys.executable, "-m", "walletsvc", "serve"],
+        [sys.executable, "-m", "walletsvc", "serve", *WORKERS],
         env=env,
         cwd=data_dir,
         stdout=subprocess.DEVNULL,
@@ -59,3 +78,34 @@ async def wait_ready(base: str) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise SystemExit("the server did not become ready")
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def server_pids(pid: int) -> list[int]:
+    """Return the server process and its worker processes (`serve --workers N`)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and int(fields[1]) == pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds (user + system) of a server process and its live workers."""
+    total = 0
+    for each in server_pids(pid):
+        fields = _stat(each)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK

@@ -92,6 +92,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "log_format": "console",
             # Tests run the loyalty review when they mean to, not at a random moment.
             "loyalty": {"review_interval_s": 0},
+            "retention": {"interval_s": 0},
         }
         values.update(overrides)
         return load_settings(**values)

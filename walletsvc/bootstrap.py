@@ -31,7 +31,7 @@ from walletsvc.apple.pkpass import PkpassBuilder
 from walletsvc.apple.wallet import ApplePassSigner
 from walletsvc.config import Settings
 from walletsvc.domain.barcode import BarcodeKeyRing
-from walletsvc.domain.errors import ConfigurationError
+from walletsvc.domain.errors import ConfigurationError, Conflict, DuplicateKey
 from walletsvc.domain.event import EventType
 from walletsvc.domain.event_delivery import SinkRoute
 from walletsvc.domain.geofence import GeofencePolicy
@@ -53,10 +53,13 @@ from walletsvc.services.event_delivery import EventSink
 from walletsvc.services.ports import PushSender, UnitOfWorkFactory
 from walletsvc.services.programs import create_program
 from walletsvc.services.rate_gate import SharedRateLimit
+from walletsvc.services.request_limits import Limit, RequestLimiter
+from walletsvc.services.retention import RetentionPolicy
 from walletsvc.storage.dashboard_stats import SqlDashboardStats
 from walletsvc.storage.database import create_engine, session_factory
 from walletsvc.storage.event_deliveries import SqlEventDeliveryStore
 from walletsvc.storage.migrate import upgrade
+from walletsvc.storage.request_buckets import SqlRequestBuckets
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.stats import SqlStats
 from walletsvc.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -92,6 +95,19 @@ class Container:
     # The operator dashboard's figures, and the keys that sign its session cookies.
     dashboard: SqlDashboardStats | None = None
     session_keys: tuple[bytes, ...] = ()
+    # Incoming rate limits per API key, terminal and client address ([limits]).
+    limiter: RequestLimiter | None = None
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """How long records are kept, from `[retention]`."""
+        kept = self.settings.retention
+        return RetentionPolicy(
+            events=timedelta(days=kept.events_days),
+            inbox=timedelta(days=kept.inbox_days),
+            apple_logs=timedelta(days=kept.apple_logs_days),
+            no_sinks=not (self.settings.events.webhooks or self.settings.events.nats.url),
+        )
 
     async def close(self) -> None:
         """Release APNs and Google connections and the database pool."""
@@ -167,6 +183,31 @@ def build_container(settings: Settings) -> Container:
         stats=SqlStats(engine),
         dashboard=SqlDashboardStats(engine),
         session_keys=tuple(_derive(key, "dashboard-session") for key in secret_keys),
+        limiter=_request_limiter(settings, engine),
+    )
+
+
+def _request_limiter(settings: Settings, engine: AsyncEngine) -> RequestLimiter:
+    limits = settings.limits
+    scopes = {
+        name: getattr(limits, name)
+        for name in (
+            "api_key",
+            "terminal",
+            "pos_webhook",
+            "apple_log",
+            "apple_device",
+            "google_callback",
+            "add_page",
+            "dashboard_login",
+        )
+    }
+    return RequestLimiter(
+        SqlRequestBuckets(engine),
+        {
+            name: Limit(rate=scope.rate_per_s, burst=scope.burst, lease=scope.lease_size)
+            for name, scope in scopes.items()
+        },
     )
 
 
@@ -346,7 +387,10 @@ async def ensure_demo_program(container: Container) -> None:
             logo_text="Demo Rewards",
         ),
     )
-    await create_program(ctx, bootstrap_principal(), program)
+    try:
+        await create_program(ctx, bootstrap_principal(), program)
+    except (Conflict, DuplicateKey):
+        return  # another process starting beside this one made it first
     log.info("demo.program.created", program=program_id)
 
 
@@ -520,6 +564,7 @@ async def open_event_relay(container: Container) -> EventRelay | None:
                 stream=nats.stream,
                 subject_prefix=nats.subject_prefix,
                 duplicate_window_s=nats.duplicate_window_s,
+                replicas=nats.replicas,
                 timeout_s=nats.timeout_s,
                 reconnect_wait_s=nats.reconnect_wait_s,
             )

@@ -1,4 +1,5 @@
-"""The command line: serve, migrate, relay, events, loyalty, passes, customers, verify-pass."""
+"""The command line: serve, migrate, relay, events, loyalty, passes, customers, prune,
+verify-pass."""
 
 from __future__ import annotations
 
@@ -28,12 +29,15 @@ from walletsvc.bootstrap import (
     utc_now,
 )
 from walletsvc.cli_import import run_import
+from walletsvc.cli_workers import run_workers
 from walletsvc.config import Settings, load_settings
 from walletsvc.domain.errors import ConfigurationError, NotFound
 from walletsvc.log import configure_logging
 from walletsvc.services.loyalty_review import review_all, review_program
 from walletsvc.services.pass_changes import refresh_program_passes
+from walletsvc.services.retention import prune
 from walletsvc.storage.migrate import pending, upgrade
+from walletsvc.web import serving
 from walletsvc.web.app import create_app
 
 log = structlog.get_logger("walletsvc.cli")
@@ -48,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve from this many processes on one port (SO_REUSEPORT; default 1)",
+    )
+    # Set by `--workers` on the processes it starts; not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply database migrations and exit")
     loyalty = commands.add_parser("loyalty", help="loyalty jobs")
     loyalty_jobs = loyalty.add_subparsers(dest="job", required=True)
@@ -72,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     imported.add_argument("--program", help="the program (needed when there are several)")
     imported.add_argument("--rejects", type=Path, help="write rejected rows here (CSV)")
     commands.add_parser(
+        "prune",
+        help="delete delivered events, old inbox rows and logs now, per [retention]",
+        description="Run the retention clean-up once (serve runs it every "
+        "[retention] interval_s); prints what it removed as JSON.",
+    )
+    commands.add_parser(
         "relay",
         help="relay outbox events to the sinks, as a process of its own",
         description="Deliver outbox events to the configured sinks until SIGTERM. Any number "
@@ -92,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Offline by design: no settings, logging or database, so it runs anywhere.
         return _verify_pass(args.file, args.ca, as_json=args.json)
 
+    if args.command == "serve" and args.workers < 1:
+        print("walletsvc serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     overrides: dict[str, object] = {}
     if args.command == "serve":
         if args.host:
@@ -125,15 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_import_customers(container, args))
     if args.command == "relay":
         return asyncio.run(_relay(container))
+    if args.command == "prune":
+        return asyncio.run(_prune(container))
     if args.command == "events":
         return asyncio.run(_events(container, args))
-    web.run_app(
-        _serve(container),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        access_log=None,
+    if args.workers > 1:
+        return run_workers(container, args)
+    worker = args.worker_index
+    # Like web.run_app, plus deadlines on slow request heads ([limits], web/serving.py).
+    # Workers of one `--workers N` share the port; the kernel spreads connections.
+    serving.run(
+        _serve(container, banner=worker in (None, 0)), settings, reuse_port=worker is not None
     )
     return 0
 
@@ -174,6 +197,15 @@ async def _loyalty_review(container: Container, program: str | None) -> int:
         await container.close()
     for report in reports:
         print(json.dumps(asdict(report)))
+    return 0
+
+
+async def _prune(container: Container) -> int:
+    try:
+        report = await prune(container.ctx, container.retention)
+    finally:
+        await container.close()
+    print(json.dumps(report.counts))
     return 0
 
 
@@ -292,7 +324,7 @@ async def _events(container: Container, args: argparse.Namespace) -> int:
         await container.close()
 
 
-async def _serve(container: Container) -> web.Application:
+async def _serve(container: Container, *, banner: bool = True) -> web.Application:
     try:
         await prepare_database(container)
     except ConfigurationError as exc:
@@ -308,7 +340,8 @@ async def _serve(container: Container) -> web.Application:
     async def announce(_app: web.Application) -> None:
         _print_banner(container)
 
-    app.on_startup.append(announce)
+    if banner:
+        app.on_startup.append(announce)
     app.on_cleanup.append(close)
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,17 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("walletsvc.toml")
 
 
-class ApnsSettings(BaseModel):
+class Section(BaseModel):
+    """A `[section]` of the settings: a misspelt key is refused, as at the top level.
+
+    Without this a typo inside a section (`[apple.apns] key_fil = ...`) would be dropped
+    silently and the service would start on the default instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApnsSettings(Section):
     """Pushes that tell Wallet a pass changed (APNs, always Apple's production gateway)."""
 
     # Unset: on in production; off in development, where throwaway certificates reach no device
@@ -41,7 +51,7 @@ class ApnsSettings(BaseModel):
     push_delay_s: float = Field(default=1.0, ge=0, le=3600)
 
 
-class AppleSettings(BaseModel):
+class AppleSettings(Section):
     """Apple Pass Type ID signing material. Unset in development: generated throwaway material."""
 
     pass_certificate: Path | None = None  # PEM or DER
@@ -52,7 +62,7 @@ class AppleSettings(BaseModel):
     apns: ApnsSettings = Field(default_factory=ApnsSettings)
 
 
-class GoogleSettings(BaseModel):
+class GoogleSettings(Section):
     """Google Wallet issuer account, its REST API and its callbacks (docs/google-wallet.md)."""
 
     # Unset: on in production; off in development, where the throwaway service account
@@ -76,7 +86,7 @@ class GoogleSettings(BaseModel):
     root_keys_file: Path | None = None
 
 
-class LoyaltySettings(BaseModel):
+class LoyaltySettings(Section):
     """The scheduled loyalty review (points expiry, tier downgrades)."""
 
     # How often the review runs, shared by all processes; 0 leaves it to `walletsvc
@@ -84,7 +94,22 @@ class LoyaltySettings(BaseModel):
     review_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
-class GeofenceSettings(BaseModel):
+class RetentionSettings(Section):
+    """How long what has served its purpose is kept (docs/operations.md "Retention")."""
+
+    # How often the clean-up runs, shared by all processes; 0 leaves it to
+    # `walletsvc prune` (from cron, say).
+    interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
+    # Delivered events. The dashboard charts the last 30 days from them.
+    events_days: float = Field(default=35.0, gt=0, le=3650)
+    # Inbox rows (the dedupe keys of scans and POS webhooks). Vendors stop retrying
+    # within days; a scan's signature is stale after 5 minutes.
+    inbox_days: float = Field(default=35.0, gt=0, le=3650)
+    # What Apple Wallet posted to /apple/v1/log.
+    apple_logs_days: float = Field(default=30.0, gt=0, le=3650)
+
+
+class GeofenceSettings(Section):
     """How geofence claims are judged, and the Radar webhook (`/webhooks/geofence/radar`)."""
 
     # A claim older than this (or further in the future than the skew) is stale.
@@ -107,7 +132,7 @@ class GeofenceSettings(BaseModel):
     radar_store_tag: str | None = None  # only geofences with this tag are stores, if set
 
 
-class WebhookSinkSettings(BaseModel):
+class WebhookSinkSettings(Section):
     """One HTTP endpoint that receives events, signed Standard Webhooks style."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # in logs, metrics and the CLI
@@ -119,10 +144,11 @@ class WebhookSinkSettings(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=1000)
 
 
-class NatsSinkSettings(BaseModel):
+class NatsSinkSettings(Section):
     """NATS JetStream: events on `<subject_prefix>.<type>`, deduplicated by event id."""
 
-    url: str | None = None  # nats://host:4222; unset: no NATS sink
+    # nats://host:4222, or several servers of one cluster comma-separated; unset: no sink
+    url: str | None = None
     name: str = Field(default="nats", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     stream: str = Field(default="WALLETSVC_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     subject_prefix: str = Field(
@@ -131,12 +157,15 @@ class NatsSinkSettings(BaseModel):
     # Redeliveries of one event within this window are dropped by the stream. Keep it
     # longer than the relay's lease so a crashed relay's resends are caught.
     duplicate_window_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    # Copies of the stream JetStream keeps when walletsvc creates it (3 on a 3-node
+    # cluster); an existing stream is used as it is.
+    replicas: int = Field(default=1, ge=1, le=5)
     types: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=5.0, gt=0, le=300)
     reconnect_wait_s: float = Field(default=1.0, gt=0, le=300)
 
 
-class EventsSettings(BaseModel):
+class EventsSettings(Section):
     """Events out: the relay and its sinks (docs/events.md)."""
 
     # in-process: every `walletsvc serve` runs a relay; off: run `walletsvc relay` apart.
@@ -165,7 +194,73 @@ class EventsSettings(BaseModel):
         return self
 
 
-class DemoSettings(BaseModel):
+class RateLimitSettings(Section):
+    """One token bucket per key (an API key, a terminal, a client address), shared by all
+    processes through the database. `rate_per_s = 0` turns the limit off."""
+
+    rate_per_s: float = Field(ge=0, le=1_000_000)
+    burst: int = Field(ge=1, le=10_000_000)
+    # Tokens a process takes from the shared bucket per database round trip; unset:
+    # a fifth of the burst, at most 50. Over P processes the limit may be exceeded by
+    # at most P x (lease - 1) requests (docs/operations.md, "Limits").
+    lease: int | None = Field(default=None, ge=1, le=10_000)
+
+    @property
+    def lease_size(self) -> int:
+        """Return how many tokens one lease takes."""
+        return self.lease if self.lease is not None else max(1, min(50, self.burst // 5))
+
+
+def _limit(rate_per_s: float, burst: int) -> Any:
+    return Field(default_factory=lambda: RateLimitSettings(rate_per_s=rate_per_s, burst=burst))
+
+
+class LimitsSettings(Section):
+    """Incoming limits: request rates, body sizes per route, slow clients (docs/operations.md)."""
+
+    # Server-to-server callers, per API key: a brand backend may issue passes in batches.
+    api_key: RateLimitSettings = _limit(200.0, 2000)
+    # Signed scans (POST /api/v1/scans), per terminal: a till scans a few times a second.
+    terminal: RateLimitSettings = _limit(5.0, 30)
+    # POS vendors' webhooks, per terminal (a Shopify "terminal" is a whole shop's orders).
+    pos_webhook: RateLimitSettings = _limit(20.0, 200)
+    # Unauthenticated endpoints, per client address.
+    apple_log: RateLimitSettings = _limit(1.0, 20)
+    apple_device: RateLimitSettings = _limit(10.0, 100)
+    google_callback: RateLimitSettings = _limit(10.0, 100)
+    add_page: RateLimitSettings = _limit(2.0, 30)
+    dashboard_login: RateLimitSettings = _limit(0.2, 10)
+
+    # The client address: the peer, or the last hop a trusted proxy appended to this
+    # header (for example X-Forwarded-For). Only set it when every request comes through
+    # that proxy: otherwise clients choose their own address and dodge their limits.
+    trusted_proxy_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # How many proxies append to the header (the address is that many entries from the end).
+    trusted_proxy_hops: int = Field(default=1, ge=1, le=10)
+
+    # Request bodies, in bytes, where `max_body_bytes` would be too generous.
+    scan_body_bytes: int = Field(default=8 * 1024, ge=256)
+    geofence_body_bytes: int = Field(default=16 * 1024, ge=256)
+    radar_body_bytes: int = Field(default=64 * 1024, ge=256)
+    apple_log_body_bytes: int = Field(default=32 * 1024, ge=256)
+    apple_device_body_bytes: int = Field(default=4 * 1024, ge=256)
+    google_callback_body_bytes: int = Field(default=16 * 1024, ge=256)
+    dashboard_login_body_bytes: int = Field(default=4 * 1024, ge=256)
+    # Shopify sends whole orders (hundreds of line items fit in a few hundred KiB).
+    pos_webhook_body_bytes: int = Field(default=1024 * 1024, ge=256)
+
+    # Slow clients: a request head must arrive within header_timeout_s of its first byte,
+    # its body within body_timeout_s of the head; an idle keep-alive connection is closed
+    # after keepalive_timeout_s (keep it above a load balancer's idle timeout, 60 s on most).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    keepalive_timeout_s: float = Field(default=75.0, gt=0, le=3600)
+    # After a refused body, unread bytes are drained (never kept) this long, so the client
+    # reads the answer instead of a reset; then the connection is closed.
+    lingering_s: float = Field(default=2.0, ge=0, le=60)
+
+
+class DemoSettings(Section):
     """The `demo` program created on first start in development."""
 
     enabled: bool = True
@@ -213,6 +308,8 @@ class Settings(BaseSettings):
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

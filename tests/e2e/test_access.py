@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -157,3 +159,46 @@ async def test_health_and_openapi_need_no_key(client):
     assert ready.status == 200
     assert (await ready.json())["checks"]["database"] == "ok"
     assert (await client.get("/api/v1/openapi.json")).status == 200
+
+
+async def test_a_revoked_key_is_refused_at_once_and_listed_without_its_secret(client, admin):
+    created = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "old till backend", "scopes": ["passes:read"], "program": "demo"},
+        headers=admin,
+    )
+    key = await created.json()
+    holder = {"Authorization": f"Bearer {key['key']}"}
+    # Recognised (403: it lacks customers:read), not refused as unknown.
+    assert (await client.get("/api/v1/customers/nobody", headers=holder)).status == 403
+    listed = await (await client.get("/api/v1/api-keys", headers=admin)).json()
+    mine = next(item for item in listed["items"] if item["id"] == key["id"])
+    assert mine["revoked_at"] is None and "key" not in mine
+    assert key["key"].split(".")[-1] not in json.dumps(listed)
+
+    assert (await client.delete(f"/api/v1/api-keys/{key['id']}", headers=admin)).status == 204
+    refused = await client.get("/api/v1/customers/nobody", headers=holder)
+    assert refused.status == 401 and (await refused.json())["reason"] == "invalid_api_key"
+    again = await client.delete(f"/api/v1/api-keys/{key['id']}", headers=admin)
+    assert again.status == 204  # idempotent: still revoked, first time kept
+    listed = await (await client.get("/api/v1/api-keys", headers=admin)).json()
+    assert next(i for i in listed["items"] if i["id"] == key["id"])["revoked_at"] is not None
+
+
+async def test_a_program_key_manages_only_its_programs_keys(client, admin):
+    await make_program(client, admin, "other")
+    other = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "other's", "scopes": ["passes:read"], "program": "other"},
+        headers=admin,
+    )
+    other_id = (await other.json())["id"]
+    manager = await make_key(client, admin, ["api-keys:write", "passes:read"], program="demo")
+    listed = await (await client.get("/api/v1/api-keys", headers=manager)).json()
+    assert listed["items"] and {item["program"] for item in listed["items"]} == {"demo"}
+    hidden = await client.delete(f"/api/v1/api-keys/{other_id}", headers=manager)
+    assert hidden.status == 404
+    still = await client.get("/api/v1/api-keys", headers=admin)
+    assert (
+        next(i for i in (await still.json())["items"] if i["id"] == other_id)["revoked_at"] is None
+    )

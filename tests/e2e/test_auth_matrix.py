@@ -68,6 +68,8 @@ MATRIX: dict[tuple[str, str], Api | Other] = {
         {"name": "k", "scopes": ["passes:read"], "program": "demo"},
         other_program=403,  # a program key makes keys of its own program only, whichever
     ),
+    ("GET", "/api/v1/api-keys"): Api("api-keys:write", other_program=200),
+    ("DELETE", "/api/v1/api-keys/{key_id}"): Api("api-keys:write"),
     ("GET", "/api/v1/programs"): Api("programs:read", other_program=200),
     ("POST", "/api/v1/programs"): Api(
         "programs:write",
@@ -192,6 +194,7 @@ def _url(path: str, world: dict[str, Any]) -> str:
         .replace("{store_id}", "berlin")
         .replace("{program_id}", "demo")
         .replace("{terminal_id}", "till-1")
+        .replace("{key_id}", "0123456789abcdef")
         .replace("{adapter}", "shopify")
         .replace("{token}", "not-a-token")
         .replace("{deviceLibraryIdentifier}", "dev-1")

@@ -8,9 +8,12 @@ from sqlalchemy import text
 
 from tests.conformance.test_apple_web_service import Wallet
 from tests.e2e.test_access import make_key
+from tests.e2e.test_geofence import add_customer, add_store, report, store_events
 from tests.e2e.test_identity import _link
+from tests.e2e.test_pos_webhooks import CUSTOMER, _deliver, _order, _settle, _shopify_terminal
 from tests.e2e.test_scans import _till
 from tests.helpers import issue_loyalty, unpack
+from walletsvc.services.pos_webhooks import process_pending_webhooks
 
 EMAIL = "anna.schmidt@example.de"
 PHONE = "+49 30 1234567"
@@ -120,3 +123,62 @@ async def test_erasure_needs_the_scope_and_the_program(client, admin):
     assert (await client.delete(f"/api/v1/customers/{customer_id}", headers=outsider)).status == 404
     assert (await client.delete(f"/api/v1/customers/{customer_id}")).status == 401
     assert (await client.get(f"/api/v1/customers/{customer_id}", headers=admin)).status == 200
+
+
+async def test_erasure_scrubs_visits_and_pos_deliveries_that_name_the_person(
+    client, admin, container
+):
+    await add_store(client, admin)
+    visitor = await add_customer(client, admin, "crm-visits")
+    assert (await report(client, admin, visitor, event_id="evt-1"))[1]["accepted"] is True
+    issued = await issue_loyalty(client, admin, "crm-visits")
+    barcode = (await Wallet(client, admin).pass_json(issued))["barcodes"][0]["message"]
+    await _shopify_terminal(client, admin)
+    # One sale acted on (it links the POS customer id), one still waiting in the inbox.
+    assert (await _deliver(client, _order(2001, barcode), "wh-done")).status == 202
+    await _settle(container)
+    assert (await _deliver(client, _order(2002, barcode), "wh-pending")).status == 202
+    assert await store_events(container) != []
+
+    response = await client.delete(f"/api/v1/customers/{visitor}", headers=admin)
+    assert response.status == 202
+
+    # The visit history is gone from the outbox, whether delivered or still owed.
+    assert await store_events(container) == []
+    assert await _rows(container, "SELECT * FROM store_visits") == []
+    # No POS delivery keeps the barcode, the loyalty number or the vendor's customer id.
+    inbox = await _rows(
+        container, "SELECT external_id, body, response FROM inbox WHERE source LIKE 'pos:%'"
+    )
+    assert {row[0] for row in inbox} == {"wh-done", "wh-pending"}
+    assert all(row[1] is None for row in inbox)
+    dump = str(inbox)
+    assert barcode not in dump and str(CUSTOMER) not in dump and "crm-visits" not in dump
+    # The pending one is closed without being acted on: no points for an erased person.
+    pending = next(row for row in inbox if row[0] == "wh-pending")
+    response_of = pending[2] if isinstance(pending[2], dict) else json.loads(pending[2])
+    assert response_of == {"outcome": "erased"}
+    assert await process_pending_webhooks(container.ctx) == 0
+
+
+async def test_withdrawing_location_consent_stops_location_processing_at_once(
+    client, admin, container
+):
+    await add_store(client, admin)
+    visitor = await add_customer(client, admin, "crm-consent")
+    assert (await report(client, admin, visitor, event_id="evt-in"))[1]["accepted"] is True
+    # Not yet delivered to the sinks: still in the outbox, owed.
+    assert len(await store_events(container)) == 1
+
+    withdrawn = await add_customer(client, admin, "crm-consent", location=False)
+    assert withdrawn == visitor
+
+    # What was owed leaves no more, and the next event is refused at once.
+    assert await store_events(container) == []
+    assert await _rows(container, "SELECT * FROM store_visits") == []
+    status, verdict = await report(client, admin, visitor, event_id="evt-after", type="exit")
+    assert (status, verdict["accepted"], verdict["reason"]) == (202, False, "no_location_consent")
+    assert await store_events(container) == []
+    # Other events of the customer are untouched: only location processing stops.
+    kinds = await _rows(container, "SELECT type FROM outbox WHERE subject = :c", c=visitor)
+    assert [row[0] for row in kinds if "customer" in row[0] or "consent" in row[0]] != []

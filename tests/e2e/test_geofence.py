@@ -388,7 +388,7 @@ async def test_a_radar_retry_gets_the_first_answer_and_a_reused_signature_is_ref
     forged = await deliver(
         client, radar_event(visitor, type="user.exited_geofence"), signing_id="sig-1"
     )
-    assert (forged[0], forged[1]["reason"]) == (401, "bad_signature")
+    assert (forged[0], forged[1]["reason"]) == (401, "signature_reused")
     assert len(await store_events(container)) == 1
 
 

@@ -118,11 +118,23 @@ async def test_a_save_then_a_delete_count_installs_and_emit_events(stack, signer
     }
 
 
-async def test_a_replayed_nonce_is_refused_and_counted_once(stack, signer, admin):
+async def test_a_redelivered_callback_is_answered_as_before_and_applied_once(stack, signer, admin):
     client, container, serial, _ = stack
     envelope = signer.envelope(recipient=ISSUER, **_ids(serial))
-    assert (await _post(client, envelope))[0] == 200
-    status, problem = await _post(client, envelope)
+    first = await _post(client, envelope)
+    assert first == (200, {"serial": serial, "event": "save", "installs": 1})
+    assert await _post(client, envelope) == first
+    assert await _installs(client, admin, serial) == 1
+    assert len(await _events(container, serial)) == 1
+    assert await _rejections(container, "callback_replayed") == 0
+
+
+async def test_another_message_under_a_used_nonce_is_refused_and_counted(stack, signer, admin):
+    client, container, serial, _ = stack
+    saved = signer.envelope(recipient=ISSUER, nonce="nonce-9", **_ids(serial))
+    assert (await _post(client, saved))[0] == 200
+    deleted = signer.envelope(recipient=ISSUER, event="del", nonce="nonce-9", **_ids(serial))
+    status, problem = await _post(client, deleted)
     assert (status, problem["reason"]) == (409, "callback_replayed")
     assert await _installs(client, admin, serial) == 1
     assert await _rejections(container, "callback_replayed") == 1

@@ -115,3 +115,23 @@ async def _count(jetstream: dict[str, Any], n: int) -> bool:
     except Exception:
         return False
     return bool(info.state.messages >= n)
+
+
+async def test_a_cluster_url_list_reaches_a_live_node_past_a_dead_one(container, jetstream):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: a node that is down
+        probe.bind(("127.0.0.1", 0))
+        dead = f"nats://127.0.0.1:{probe.getsockname()[1]}"
+    ids = await record(container, "cust-cluster", count=2)
+    sink = nats_sink(jetstream, f"{dead}, {NATS_URL}")
+    relay = EventRelay(container.event_store, [sink], source="https://walletsvc.test")
+    await relay.start()
+    try:
+        await until(lambda: _ok(sink))
+        await relay.drain()
+        assert [m.headers["Nats-Msg-Id"] for m in await stream_messages(jetstream)] == ids
+        info = await jetstream["js"].stream_info(jetstream["stream"])
+        assert info.config.num_replicas == 1  # the configured default, on this one-node server
+    finally:
+        await relay.close()

@@ -142,3 +142,36 @@ async def test_a_program_of_another_pass_type_stops_the_start(container, make_se
             await prepare_database(restarted)
     finally:
         await restarted.close()
+
+
+@pytest.mark.postgres
+async def test_processes_starting_together_on_an_empty_database_all_come_up(make_settings):
+    """Several processes migrating and adding the demo program at once: none fails."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import EXTERNAL_DATABASE
+
+    assert EXTERNAL_DATABASE is not None
+    url = make_url(EXTERNAL_DATABASE)
+    name = f"walletsvc_start_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database="postgres"
+    )
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        fresh = url.set(database=name).render_as_string(hide_password=False)
+        containers = [build_container(make_settings(database_url=fresh)) for _ in range(4)]
+        try:
+            await asyncio.gather(*(prepare_database(c) for c in containers))
+            async with containers[0].ctx.uow() as uow:
+                assert [p.id for p in await uow.programs.list()] == ["demo"]
+        finally:
+            for built in containers:
+                await built.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

@@ -112,3 +112,22 @@ class WalletUnavailable(Unavailable):
     ) -> None:
         super().__init__(detail, reason=reason, field=field)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(DomainError):
+    """A caller sent more requests than its limit allows; it may try again later."""
+
+    reason = "rate_limited"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        scope: str = "",
+        retry_after_s: float = 1.0,
+    ) -> None:
+        super().__init__(detail, reason=reason, field=field)
+        self.scope = scope  # which limit: api_key, terminal, add_page, ...
+        self.retry_after_s = retry_after_s

@@ -41,6 +41,11 @@ class EventType:
     STORE_EXITED = "com.walletsvc.instore.store_exited.v1"
 
 
+# Events that say where a person was: dropped when location consent is withdrawn, and
+# with the rest of the visit history when the person is erased.
+LOCATION_EVENT_TYPES = (EventType.STORE_ENTERED, EventType.STORE_DWELLED, EventType.STORE_EXITED)
+
+
 @dataclass(frozen=True)
 class DomainEvent:
     """Something that happened to a customer. `data` never holds personal data."""

@@ -9,13 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
+from typing import NamedTuple
 
 from walletsvc.domain.errors import InvalidInput
 from walletsvc.domain.store import STORE_ID
 
 PROGRAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# Apple's colour format: "rgb(r, g, b)".
-RGB = re.compile(r"^rgb\(\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*\)$")
+# Apple's colour format: "rgb(r, g, b)". ASCII blanks only: str patterns' \s also takes
+# no-break and ideographic spaces, which a device's colour parser does not skip.
+RGB = re.compile(r"^rgb\(\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*\)$", re.ASCII)
 # Reverse-DNS pass type ids as Apple issues them ("pass.com.example.loyalty").
 PASS_TYPE_ID = re.compile(r"^pass(\.[A-Za-z0-9-]+)+$")
 TEAM_ID = re.compile(r"^[A-Z0-9]{10}$")
@@ -157,6 +159,13 @@ class Program:
     def with_design(self, apple: AppleDesign) -> Program:
         """Return the program with a new pass design, bumping the design version."""
         return replace(self, apple=apple, design_version=self.design_version + 1)
+
+
+class RefreshPoint(NamedTuple):
+    """What a program's passes must be rendered for: its design and its set of stores."""
+
+    design_version: int
+    stores_version: int
 
 
 def validate_program(program: Program, *, development: bool) -> None:

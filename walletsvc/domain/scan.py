@@ -61,6 +61,7 @@ class ScanResult:
     balance: int
     tier: str
     coupon: dict[str, object] | None = None
+    replayed: bool = False  # True: a repeat of an earlier scan, answered as it was
 
 
 def validate_scan(scan: ScanRequest) -> None:

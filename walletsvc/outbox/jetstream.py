@@ -41,11 +41,14 @@ class JetStreamEventSink:
         stream: str = "WALLETSVC_EVENTS",
         subject_prefix: str = "walletsvc.events",
         duplicate_window_s: float = 600.0,
+        replicas: int = 1,
         timeout_s: float = 5.0,
         reconnect_wait_s: float = 1.0,
     ) -> None:
         self._route = route
-        self._url = url
+        # Several servers of one cluster, comma-separated: the client tries them in turn.
+        self._servers = [part.strip() for part in url.split(",") if part.strip()]
+        self._replicas = replicas
         self.stream = stream
         self.subject_prefix = subject_prefix.rstrip(".")
         self._duplicate_window_s = duplicate_window_s
@@ -117,7 +120,7 @@ class JetStreamEventSink:
         # nats.connect keeps trying (max_reconnect_attempts=-1) until the server answers;
         # after that the client reconnects by itself whenever the connection drops.
         self._nc = await nats.connect(
-            self._url,
+            self._servers,
             connect_timeout=self._timeout_s,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
@@ -147,9 +150,17 @@ class JetStreamEventSink:
             info = await js.stream_info(self.stream)
         except NotFoundError:
             await js.add_stream(
-                name=self.stream, subjects=[wanted], duplicate_window=self._duplicate_window_s
+                name=self.stream,
+                subjects=[wanted],
+                duplicate_window=self._duplicate_window_s,
+                num_replicas=self._replicas,
             )
-            log.info("events.nats.stream_created", stream=self.stream, subjects=wanted)
+            log.info(
+                "events.nats.stream_created",
+                stream=self.stream,
+                subjects=wanted,
+                replicas=self._replicas,
+            )
             return
         if wanted not in (info.config.subjects or []):
             log.warning(

@@ -7,7 +7,7 @@ import hmac
 import secrets
 
 from walletsvc.domain.api_key import Principal, Scope, check_grant, parse_scopes
-from walletsvc.domain.errors import InvalidInput, Unauthorized
+from walletsvc.domain.errors import InvalidInput, NotFound, Unauthorized
 from walletsvc.services.context import ServiceContext
 from walletsvc.services.ports import StoredApiKey
 
@@ -64,7 +64,7 @@ async def authenticate(ctx: ServiceContext, presented: str, bootstrap_key: str |
     if bootstrap_key and hmac.compare_digest(hash_secret(presented), hash_secret(bootstrap_key)):
         return bootstrap_principal()
     if not presented.startswith(KEY_PREFIX) or "." not in presented:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
     key_id, _, secret = presented[len(KEY_PREFIX) :].partition(".")
     async with ctx.uow() as uow:
         stored = await uow.api_keys.get(key_id)
@@ -72,7 +72,31 @@ async def authenticate(ctx: ServiceContext, presented: str, bootstrap_key: str |
     expected = stored.secret_hash if stored else hash_secret("unknown-key")
     valid = hmac.compare_digest(hash_secret(secret), expected)
     if stored is None or not valid or stored.revoked_at is not None:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
     return Principal(
         key_id=stored.id, name=stored.name, scopes=stored.scopes, program_id=stored.program_id
     )
+
+
+async def list_api_keys(ctx: ServiceContext, principal: Principal) -> list[StoredApiKey]:
+    """Return the keys the caller may manage (a program's key: its program's keys only)."""
+    principal.require(Scope.API_KEYS_WRITE)
+    async with ctx.uow() as uow:
+        return await uow.api_keys.list(principal.program_id)
+
+
+async def revoke_api_key(ctx: ServiceContext, principal: Principal, key_id: str) -> None:
+    """Revoke a key at once, in every process; revoking it again changes nothing.
+
+    The bootstrap key from the settings is no row and cannot be revoked here: remove it
+    from the settings. A program's key sees only its program's keys: others are 404.
+    """
+    principal.require(Scope.API_KEYS_WRITE)
+    async with ctx.uow() as uow:
+        stored = await uow.api_keys.get(key_id)
+        if stored is None or (
+            principal.program_id is not None and stored.program_id != principal.program_id
+        ):
+            raise NotFound("no such API key")
+        await uow.api_keys.revoke(key_id, ctx.clock())
+        await uow.commit()

@@ -85,6 +85,11 @@ async def _upsert_once(
             if draft.consents is not None and draft.consents != existing.consents:
                 customer = replace(existing, consents=draft.consents, updated_at=now)
                 await uow.customers.update(customer)
+                if existing.consents.location and not draft.consents.location:
+                    # Withdrawn: nothing more about where they were leaves, from now on.
+                    # The update above holds the customer's row lock, which a geofence
+                    # claim takes too, so none is accepted after this commits.
+                    await uow.store_visits.forget([customer.id], delivered_too=False)
                 await uow.outbox.add(
                     DomainEvent(
                         type=EventType.CONSENTS_CHANGED,

@@ -94,6 +94,10 @@ async def _record_once(ctx: ServiceContext, reporter: Reporter, claim: GeofenceC
         if seen is not None:
             return _answer_of(seen, claim)
         customer = await _holder(uow, reporter, store, claim)
+        # Locked, and read again under the lock: a consent withdrawn in a transaction
+        # that commits first is seen here, and one that commits later waits for this
+        # claim and then drops what it wrote (services/customers.py).
+        customer = await uow.customers.get_for_update(customer.id) or customer
         if not customer.consents.location:
             await uow.geofence_refusals.add(store.program_id, Reason.NO_LOCATION_CONSENT)
             await uow.commit()

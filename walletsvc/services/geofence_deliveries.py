@@ -26,6 +26,7 @@ class DeliverySummary:
     refused: int = 0
     skipped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # refusal and skip reasons
+    replayed: bool = False  # True: a retry of an earlier request, answered as it was
 
 
 async def record_geofence_delivery(
@@ -60,7 +61,8 @@ async def record_geofence_delivery(
             reasons[str(verdict.reason)] += 1
     summary = DeliverySummary(accepted, refused, len(skip_reasons), dict(sorted(reasons.items())))
     async with ctx.uow() as uow:
-        await uow.inbox.respond(source, delivery_id, asdict(summary), ctx.clock())
+        answer = {k: v for k, v in asdict(summary).items() if k != "replayed"}
+        await uow.inbox.respond(source, delivery_id, answer, ctx.clock())
         await uow.commit()
     return summary
 
@@ -85,7 +87,9 @@ async def _claim_delivery(
                 "the delivery is being recorded; retry", reason="delivery_in_progress"
             ) from None
     if seen.fingerprint != body_digest:
-        raise BadSignature("this signature was already used for another request")
+        raise BadSignature(
+            "this signature was already used for another request", reason="signature_reused"
+        )
     if seen.response is None:
         # Recorded but not answered (a crash, or a copy still running): judging again is
         # safe, since every claim is recorded once by its own event id.
@@ -96,4 +100,5 @@ async def _claim_delivery(
         refused=int(response["refused"]),
         skipped=int(response["skipped"]),
         reasons={str(k): int(v) for k, v in dict(response["reasons"]).items()},
+        replayed=True,
     )

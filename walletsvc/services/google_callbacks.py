@@ -1,8 +1,9 @@
 """Google Wallet's save and delete callbacks: verified, once per nonce, then counted.
 
-A refused callback (forged, expired, replayed, mis-addressed, malformed) changes
-nothing but a counter of refusals per reason, and is logged as
-`google.callback.rejected` with that reason only.
+A refused callback (forged, expired, replayed with other bytes, mis-addressed,
+malformed) changes nothing but a counter of refusals per reason, and is logged as
+`google.callback.rejected` with that reason only. The same callback again is a
+redelivery: answered as the first time, applied once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class CallbackOutcome:
     serial: str
     event: CallbackEvent
     installs: int
+    repeated: bool = False  # a redelivery, answered as the first time
 
 
 async def record_google_callback(
@@ -87,8 +89,31 @@ async def _record(
             )
             await uow.commit()
     except DuplicateKey as error:
-        raise Conflict(
-            "this callback's nonce was seen before", reason="callback_replayed"
-        ) from error
+        return await _repeated(ctx, callback, serial, fingerprint, error)
     log.info("google.callback.accepted", serial=serial, kind=callback.event.value)
     return CallbackOutcome(serial, callback.event, installs)
+
+
+async def _repeated(
+    ctx: ServiceContext,
+    callback: GoogleCallback,
+    serial: str,
+    fingerprint: str,
+    error: DuplicateKey,
+) -> CallbackOutcome:
+    """Answer a nonce seen before: the same bytes again are Google redelivering.
+
+    Google may send a callback more than once; it is answered as the first time and
+    applied once. Other bytes under a used nonce are not a redelivery: refused.
+    """
+    async with ctx.uow() as uow:
+        first = await uow.inbox.get(SOURCE, callback.nonce)
+        status = await uow.google_objects.status(serial)
+    if first is None or first.fingerprint != fingerprint:
+        raise Conflict(
+            "this callback's nonce was seen before with another message",
+            reason="callback_replayed",
+        ) from error
+    log.info("google.callback.repeated", serial=serial, kind=callback.event.value)
+    installs = status.installs if status is not None else 0
+    return CallbackOutcome(serial, callback.event, installs, repeated=True)

@@ -88,8 +88,9 @@ async def _issue_once(
     now = ctx.clock()
     async with ctx.uow() as uow:
         program = await resolve_program(uow, principal, request.program)
-        customer = await _customer_of(uow, program, request, principal, now)
-        if request.kind is PassKind.LOYALTY:
+        customer, new = await _customer_of(uow, program, request, principal, now)
+        # A customer created just now holds no pass yet.
+        if request.kind is PassKind.LOYALTY and not new:
             for held in await uow.passes.for_customer(customer.id):
                 if held.kind is PassKind.LOYALTY and held.state is PassState.ACTIVE:
                     if await uow.google_objects.status(held.serial) is None:
@@ -201,13 +202,14 @@ async def pkpass_for_key(ctx: ServiceContext, principal: Principal, serial: str)
 async def pkpass_for_serial(ctx: ServiceContext, serial: str) -> PkpassBundle:
     """Render and sign the current version of a pass."""
     async with ctx.uow() as uow:
-        wallet_pass = await uow.passes.get(serial)
-        if wallet_pass is None:
+        found = await uow.passes.get_with_holder(serial)
+        if found is None:
             raise NotFound("no such pass")
-        program = await uow.programs.get(wallet_pass.program_id)
+        wallet_pass, program, _ = found
+        # The holder as a living customer: an erased one's link opens nothing.
         customer = await uow.customers.get(wallet_pass.customer_id)
         stores = await uow.stores.for_program(wallet_pass.program_id)
-    if program is None or customer is None:
+    if customer is None:
         raise NotFound("no such pass")
     return await signed_pass(ctx, wallet_pass, program, customer, stores)
 
@@ -264,7 +266,8 @@ def _issued(
 
 async def _customer_of(
     uow: UnitOfWork, program: Program, request: PassRequest, principal: Principal, now: datetime
-) -> Customer:
+) -> tuple[Customer, bool]:
+    """Return the customer the pass is for, and whether it was created here."""
     if request.customer_id is not None:
         customer = await uow.customers.get(request.customer_id)
     else:
@@ -275,7 +278,7 @@ async def _customer_of(
             # A customer the brand has not created yet is created with the pass, in the
             # same transaction; that takes the right to create customers.
             principal.require(Scope.CUSTOMERS_WRITE)
-            return await add_customer(uow, program, external_id, Consents(), now)
+            return await add_customer(uow, program, external_id, Consents(), now), True
     if customer is None or customer.program_id != program.id:
         raise NotFound("no such customer in this program", field="customer_id")
-    return customer
+    return customer, False

@@ -6,7 +6,7 @@ together in walletsvc/bootstrap.py; tests of the use cases can use in-memory fak
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -21,7 +21,7 @@ from walletsvc.domain.google_wallet import GoogleJob, GoogleStatus
 from walletsvc.domain.identifier import Identifier, IdentifierKind
 from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.pass_content import PassContent
-from walletsvc.domain.program import Program
+from walletsvc.domain.program import Program, RefreshPoint
 from walletsvc.domain.push import PushJob, PushReply
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.tier import LedgerTotals, TierUpdate
@@ -47,11 +47,18 @@ class ProgramRepository(Protocol):
     async def add(self, program: Program) -> None: ...
     async def get_for_update(self, program_id: str) -> Program | None: ...
     async def update(self, program: Program) -> None: ...
-    async def needing_refresh(self) -> tuple[tuple[str, int], ...]:
-        """Return (program id, design version) of programs whose passes are behind."""
+    async def needing_refresh(self) -> tuple[tuple[str, RefreshPoint], ...]:
+        """Return the programs whose passes are behind their design or stores, and where to."""
         ...
 
-    async def mark_refreshed(self, program_id: str, version: int) -> None: ...
+    async def mark_refreshed(self, program_id: str, point: RefreshPoint) -> None:
+        """Record that every pass was re-rendered for `point` (never moving backwards)."""
+        ...
+
+    async def stores_changed(self, program_id: str) -> None:
+        """Note that the program's stores changed: its passes' locations may have."""
+        ...
+
     async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None: ...
     async def assets(self, program_id: str) -> dict[str, bytes]: ...
 
@@ -111,6 +118,13 @@ class TerminalRepository(Protocol):
 class ApiKeyRepository(Protocol):
     async def get(self, key_id: str) -> StoredApiKey | None: ...
     async def add(self, key: StoredApiKey) -> None: ...
+    async def list(self, program_id: str | None) -> list[StoredApiKey]:
+        """Every key, oldest first; only those bound to `program_id` when it is given."""
+        ...
+
+    async def revoke(self, key_id: str, now: datetime) -> None:
+        """Mark the key revoked (once: a second revocation keeps the first time)."""
+        ...
 
 
 class AppleDeviceRepository(Protocol):
@@ -172,6 +186,14 @@ class Inbox(Protocol):
         self, source: str, external_id: str, response: dict[str, Any], now: datetime
     ) -> None: ...
     async def next_pending(self, source_prefix: str) -> PendingInbox | None: ...
+    async def scrub(
+        self,
+        source_prefix: str,
+        mentions: Callable[[bytes, Mapping[str, Any] | None], bool],
+        now: datetime,
+    ) -> int:
+        """Drop the bodies `mentions` picks (closing pending ones); return how many."""
+        ...
 
 
 class Ledger(Protocol):
@@ -230,6 +252,10 @@ class StoreVisitRepository(Protocol):
         """Make `event` the last accepted one; a concurrent first insert is a DuplicateKey."""
         ...
 
+    async def forget(self, customer_ids: Sequence[str], *, delivered_too: bool) -> int:
+        """Delete the visit state and store events (only undelivered ones unless told)."""
+        ...
+
 
 class GeofenceRefusals(Protocol):
     """How many claims each program had refused per reason; nothing else about them."""
@@ -274,6 +300,25 @@ class CallbackRejections(Protocol):
 
     async def add(self, source: str, reason: str) -> None: ...
     async def total(self, source: str, reason: str) -> int: ...
+
+
+class Retention(Protocol):
+    """Deletes old rows in batches of at most `limit`, oldest first; returns how many."""
+
+    async def prune_events(self, before: datetime, limit: int, *, undistributed: bool) -> int:
+        """Events recorded before then and given to every sink (none owed, none dead).
+
+        `undistributed`: also events never handed to the sinks (there are none).
+        """
+        ...
+
+    async def prune_inbox(self, before: datetime, limit: int) -> int:
+        """Processed inbox rows received before then."""
+        ...
+
+    async def prune_apple_logs(self, before: datetime, limit: int) -> int: ...
+
+    async def prune_google_notices(self, before: datetime, limit: int) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -332,6 +377,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def retention(self) -> Retention: ...
 
     async def commit(self) -> None: ...
 

@@ -1,6 +1,7 @@
-"""Bring every pass of a program up to its current design, in the background.
+"""Bring every pass of a program up to its current design and stores, in the background.
 
-A program update bumps `design_version`; each process's worker looks for programs whose
+A program update bumps `design_version`, a store change `stores_version` (passes list
+the stores as locations); each process's worker looks for programs whose
 passes are behind, and one of them (a claim row, with a lease in case it dies) re-renders
 them in batches. Re-rendering is idempotent, so a refresh cut off half-way is simply
 run again; the changed passes get a new version and their pushes.
@@ -27,7 +28,7 @@ async def refresh_pending_programs(ctx: ServiceContext) -> int:
     async with ctx.uow() as uow:
         pending = await uow.programs.needing_refresh()
     changed = 0
-    for program_id, version in pending:
+    for program_id, point in pending:
         job = f"refresh:{program_id}"
         async with ctx.uow() as uow:
             mine = await uow.schedule.claim(job, ctx.clock(), LEASE_S)
@@ -37,7 +38,7 @@ async def refresh_pending_programs(ctx: ServiceContext) -> int:
         try:
             count = await refresh_program_passes(ctx, program_id)
             async with ctx.uow() as uow:
-                await uow.programs.mark_refreshed(program_id, version)
+                await uow.programs.mark_refreshed(program_id, point)
                 await uow.schedule.release(job)
                 await uow.commit()
         except BaseException:
@@ -45,7 +46,13 @@ async def refresh_pending_programs(ctx: ServiceContext) -> int:
                 await uow.schedule.release(job)
                 await uow.commit()
             raise
-        log.info("passes.refresh.done", program=program_id, version=version, changed=count)
+        log.info(
+            "passes.refresh.done",
+            program=program_id,
+            version=point.design_version,
+            stores_version=point.stores_version,
+            changed=count,
+        )
         changed += count
     return changed
 

@@ -68,7 +68,8 @@ async def _record_once(
         if program is None or customer is None:
             raise NotFound("no pass with this barcode in this program", reason="unknown_barcode")
         result = await _apply(ctx, uow, terminal, scan, wallet_pass, program, customer)
-        await uow.inbox.respond(source, scan.scan_id, asdict(result), now)
+        answer = {k: v for k, v in asdict(result).items() if k != "replayed"}
+        await uow.inbox.respond(source, scan.scan_id, answer, now)
         await uow.commit()
     return result
 
@@ -182,4 +183,4 @@ def _answer_of(fingerprint: str, response: object, scan: ScanRequest) -> ScanRes
         )
     if not isinstance(response, dict):  # pragma: no cover - responses are written with claims
         raise Conflict("the scan is being recorded; retry", reason="scan_in_progress")
-    return ScanResult(**response)
+    return replace(ScanResult(**response), replayed=True)

@@ -36,6 +36,9 @@ async def add_store(ctx: ServiceContext, principal: Principal, store: Store) -> 
         if await uow.stores.get(store.id) is not None:
             raise Conflict(f"store {store.id!r} exists already", reason="already_exists")
         await uow.stores.add(store)
+        # The program's passes list its stores as locations: re-render them (in the
+        # background; only passes whose locations change get a new version and a push).
+        await uow.programs.stores_changed(store.program_id)
         await uow.commit()
     return store
 

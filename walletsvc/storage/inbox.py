@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +46,32 @@ class SqlInbox:
         assert row is not None, "respond() follows claim() in the same transaction"
         row.response = response
         row.processed_at = now
+        # Once acted on, the body is not needed: it goes, with what it said about people.
+        row.body = None
         self._session.add(row)
+
+    async def scrub(
+        self,
+        source_prefix: str,
+        mentions: Callable[[bytes, Mapping[str, Any] | None], bool],
+        now: datetime,
+    ) -> int:
+        """Drop the bodies `mentions` picks, closing pending ones unprocessed; return how many."""
+        query = select(InboxRow).where(
+            col(InboxRow.source).startswith(source_prefix), col(InboxRow.body).is_not(None)
+        )
+        scrubbed = 0
+        for row in (await self._session.exec(query.with_for_update())).all():
+            if row.body is None or not mentions(row.body, row.response):
+                continue
+            row.body = None
+            if row.processed_at is None:
+                row.response = {"outcome": "erased"}
+                row.processed_at = now
+            self._session.add(row)
+            scrubbed += 1
+        await self._session.flush()
+        return scrubbed
 
     async def next_pending(self, source_prefix: str) -> PendingInbox | None:
         """Lock and return the oldest unprocessed row of these sources (skip ones others hold)."""

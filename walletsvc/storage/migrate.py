@@ -8,9 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works; it only has to differ from the other advisory locks we take.
+_LOCK = 0x77_6C_74_73_76_63_02  # "wltsvc" 2
 
 
 def alembic_config(url: str) -> Config:
@@ -30,6 +33,10 @@ async def upgrade(engine: AsyncEngine) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes starting at once on one database take turns: the first
+            # migrates, the others then find the schema at head. Released at commit.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         await connection.run_sync(_upgrade)
 
 

@@ -12,6 +12,7 @@ an ORM read later in the same unit of work sees the new values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,13 +20,16 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from walletsvc.domain.api_key import parse_scopes
+from walletsvc.domain.apple_device import ChangedPasses
 from walletsvc.domain.customer import Consents, Customer
 from walletsvc.domain.event import DomainEvent
+from walletsvc.domain.identifier import Identifier
 from walletsvc.domain.ledger import LedgerEntry
 from walletsvc.domain.program import Program
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.wallet_pass import PassKind, PassState, WalletPass
-from walletsvc.services.ports import InboxRecord
+from walletsvc.services.ports import InboxRecord, StoredApiKey
 from walletsvc.storage import mapping
 from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.counter import PASS_UPDATE
@@ -33,6 +37,7 @@ from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.pg_connection import PgConnection
 from walletsvc.storage.repositories import (
+    SqlApiKeyRepository,
     SqlCustomerRepository,
     SqlPassRepository,
     SqlProgramRepository,
@@ -42,6 +47,10 @@ from walletsvc.storage.repositories import (
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.tables import CustomerRow, PassRow, ProgramRow
 
+_CUSTOMER = (
+    "id, program_id, external_id, location_consent, marketing_consent, points_balance, tier,"
+    " merged_into, tier_floor, erased_at, created_at, updated_at"
+)
 _PASS = (
     "serial, program_id, customer_id, kind, state, auth_token_sealed, coupon, void_reason,"
     " version, content_hash, last_changed_at, created_at"
@@ -55,28 +64,58 @@ _PASS_LOCK = (
     " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE"
 )
 _PASS_GET = f"SELECT {_PASS} FROM passes WHERE serial = $1"
+_STORES_DIGEST = (
+    "(SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
+    " WHERE s.program_id = {})"
+)
+# A pass with its holder and the digests of its program and stores: one round trip for
+# the download and for "latest pass", the program and stores coming from ProgramCache.
+_PASS_WITH_HOLDER = (
+    f"SELECT {', '.join('p.' + c.strip() for c in _PASS.split(','))},"
+    f" {', '.join('c.' + c.strip() for c in _CUSTOMER.split(','))},"
+    " (SELECT md5(g::text) FROM programs g WHERE g.id = p.program_id),"
+    f" {_STORES_DIGEST.format('p.program_id')}"
+    " FROM passes p JOIN customers c ON c.id = p.customer_id WHERE p.serial = $1"
+)
 _PASSES_OF = f"SELECT {_PASS} FROM passes WHERE customer_id = $1 ORDER BY created_at"
 _PASS_SET = (
     "state = $2, coupon = $3, void_reason = $4, version = $5, content_hash = $6,"
     " last_changed_at = $7"
 )
 _PASS_UPDATE = f"UPDATE passes SET {_PASS_SET} WHERE serial = $1"
-# A new version takes the next commit-ordered update tag in the same round trip: the
-# counter row stays locked from here to COMMIT, so this goes as late as the unit of
-# work allows (after the buffered outbox rows).
-_PASS_UPDATE_TAGGED = (
-    f"WITH tag AS (UPDATE counters SET value = value + 1 WHERE name = '{PASS_UPDATE}'"
-    f" RETURNING value) UPDATE passes SET {_PASS_SET},"
-    " update_tag = COALESCE((SELECT value FROM tag), -1) WHERE serial = $1 RETURNING update_tag"
+# For a pass this unit of work did not read: the version it had, in the same round trip.
+_PASS_UPDATE_OLD = (
+    "WITH old AS (SELECT version FROM passes WHERE serial = $1)"
+    f" UPDATE passes SET {_PASS_SET} WHERE serial = $1 RETURNING (SELECT version FROM old)"
 )
+# A new version takes the next commit-ordered update tag. The counter row stays locked
+# from its bump to COMMIT and every scan bumps it, so the bump waits for the unit of
+# work's commit (PgScanState.write_pending): the pass's own columns are written at once,
+# its tag in the last statement before COMMIT, with the held-back outbox rows and inbox
+# response. Passes changed in one transaction share its tag: they commit together.
+_TAG = (
+    f"tag AS (UPDATE counters SET value = value + 1 WHERE name = '{PASS_UPDATE}' RETURNING value)"
+)
+_TAG_PASSES = "UPDATE passes SET update_tag = tag.value FROM tag WHERE serial = ANY(${}::text[])"
 _COUNTER_CREATE = (
     f"INSERT INTO counters (name, value) VALUES ('{PASS_UPDATE}', 0) ON CONFLICT DO NOTHING"
 )
-_CUSTOMER = (
-    "id, program_id, external_id, location_consent, marketing_consent, points_balance, tier,"
-    " merged_into, tier_floor, erased_at, created_at, updated_at"
-)
 _CUSTOMER_GET = f"SELECT {_CUSTOMER} FROM customers WHERE id = $1"
+_CUSTOMER_BY_EXTERNAL_ID = (
+    f"SELECT {_CUSTOMER} FROM customers WHERE program_id = $1 AND external_id = $2"
+)
+_CUSTOMER_ADD = (
+    f"INSERT INTO customers ({_CUSTOMER}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL,"
+    " $9, $10)"
+)
+_LINK = (
+    "INSERT INTO identifiers (program_id, customer_id, kind, value, source, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_PASS_ADD = (
+    f"INSERT INTO passes ({_PASS}, update_tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+    " $11, $12, 0)"
+)
 _CUSTOMER_LOCK = f"{_CUSTOMER_GET} FOR UPDATE"
 _CUSTOMER_UPDATE = (
     "UPDATE customers SET location_consent = $2, marketing_consent = $3, points_balance = $4,"
@@ -84,7 +123,14 @@ _CUSTOMER_UPDATE = (
 )
 _PROGRAM_GET = (
     "SELECT id, name, points_per_unit, tiers, apple, google, loyalty, design_version,"
-    " refreshed_version, created_at, updated_at, md5(programs::text) FROM programs WHERE id = $1"
+    " refreshed_version, created_at, updated_at, md5(programs::text),"
+    f" {_STORES_DIGEST.format('programs.id')} FROM programs WHERE id = $1"
+)
+_NO_STORES = hashlib.md5(b"", usedforsecurity=False).hexdigest()
+# Which programs there are, with digests: cached ones are used when the digest matches.
+_PROGRAM_DIGESTS = (
+    f"SELECT id, md5(programs::text), {_STORES_DIGEST.format('programs.id')} FROM programs"
+    " ORDER BY id"
 )
 # Each row carries the digest of them all, computed as the pass lock computes it.
 _STORES_OF_DIGESTED = (
@@ -103,9 +149,11 @@ _INBOX_CLAIM = (
 _INBOX_GET = (
     "SELECT fingerprint, response, processed_at FROM inbox WHERE source = $1 AND external_id = $2"
 )
-_INBOX_RESPOND = "UPDATE inbox SET response = $2, processed_at = $3 WHERE id = $1"
+# Once acted on, a delivery's body is not needed: it goes, with what it said about people.
+_INBOX_RESPOND = "UPDATE inbox SET response = $2, processed_at = $3, body = NULL WHERE id = $1"
 _INBOX_RESPOND_BY_KEY = (
-    "UPDATE inbox SET response = $3, processed_at = $4 WHERE source = $1 AND external_id = $2"
+    "UPDATE inbox SET response = $3, processed_at = $4, body = NULL"
+    " WHERE source = $1 AND external_id = $2"
 )
 _LEDGER_APPEND = (
     "INSERT INTO ledger_entries (program_id, customer_id, kind, points, business_key, source,"
@@ -118,7 +166,16 @@ _PUSHES = (
     " ON CONFLICT (pass_type_id, push_token)"
     " DO UPDATE SET generation = apple_push_queue.generation + 1"
 )
+_CHANGED = (
+    "SELECT p.serial, p.update_tag FROM apple_registrations r JOIN passes p"
+    " ON p.serial = r.serial WHERE r.device_library_id = $1 AND r.pass_type_id = $2"
+)
+_API_KEY_GET = (
+    "SELECT id, name, secret_hash, scopes::text, program_id, created_at, revoked_at"
+    " FROM api_keys WHERE id = $1"
+)
 _OUTBOX_COLUMNS = 7
+_OUTBOX_CHUNK = 8
 
 
 def _outbox_insert(rows: int) -> str:
@@ -132,7 +189,40 @@ def _outbox_insert(rows: int) -> str:
     )
 
 
-_OUTBOX_INSERTS = {rows: _outbox_insert(rows) for rows in range(1, 9)}
+_OUTBOX_INSERTS = {rows: _outbox_insert(rows) for rows in range(1, _OUTBOX_CHUNK + 1)}
+
+
+def _last_statement(outbox_rows: int, respond: bool, tag: bool) -> str:
+    """Return the one statement for what a unit of work held back until its commit.
+
+    Parameters: the outbox rows' values, then the inbox row's id, response and time,
+    then the array of serials to tag. Data-modifying WITH parts run whether read or not.
+    """
+    parts = []
+    n = _OUTBOX_COLUMNS * outbox_rows
+    if outbox_rows:
+        parts.append(f"o AS ({_OUTBOX_INSERTS[outbox_rows]})")
+    if respond:
+        parts.append(
+            f"r AS (UPDATE inbox SET response = ${n + 2}, processed_at = ${n + 3}"
+            f" WHERE id = ${n + 1})"
+        )
+        n += 3
+    if tag:
+        parts.append(_TAG)
+        main = _TAG_PASSES.format(n + 1) + " RETURNING update_tag"
+    else:
+        main = "SELECT 0"
+    return f"WITH {', '.join(parts)} {main}"
+
+
+_LAST_STATEMENTS = {
+    (rows, respond, tag): _last_statement(rows, respond, tag)
+    for rows in range(_OUTBOX_CHUNK + 1)
+    for respond in (False, True)
+    for tag in (False, True)
+    if rows or respond or tag
+}
 
 
 @dataclass
@@ -158,15 +248,40 @@ class PgScanState:
     pass_versions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     outbox: list[Any] = field(default_factory=list)
+    # Held back until the commit: an inbox response (row id, JSON, time) and the
+    # serials of passes with a new version, to tag.
+    response: tuple[int, str, datetime] | None = None
+    untagged: set[str] = field(default_factory=set)
 
-    async def write_outbox(self) -> None:
-        """Insert the events added so far, in one statement per eight."""
+    @property
+    def pending(self) -> bool:
+        """Tell whether anything waits for write_pending."""
+        return bool(self.outbox or self.response or self.untagged)
+
+    async def write_pending(self) -> None:
+        """Write what was held back, in one statement (plus one per eight outbox rows more).
+
+        Called right before COMMIT, so the counter row is held for one round trip.
+        """
+        connection = await self.connection()
         rows, self.outbox = self.outbox, []
-        while rows:
-            chunk, rows = rows[:8], rows[8:]
-            args = [value for row in chunk for value in row]
-            connection = await self.connection()
-            await connection.execute(_OUTBOX_INSERTS[len(chunk)], *args)
+        while len(rows) > _OUTBOX_CHUNK:
+            chunk, rows = rows[:_OUTBOX_CHUNK], rows[_OUTBOX_CHUNK:]
+            await connection.execute(_OUTBOX_INSERTS[len(chunk)], *_flat(chunk))
+        response, self.response = self.response, None
+        serials, self.untagged = sorted(self.untagged), set()
+        if not (rows or response or serials):
+            return
+        args = _flat(rows)
+        if response is not None:
+            args += response
+        if serials:
+            args.append(serials)
+        sql = _LAST_STATEMENTS[(len(rows), response is not None, bool(serials))]
+        tagged = await connection.fetch(sql, *args)
+        if serials and not tagged:  # the counter's first use in this database
+            await connection.execute(_COUNTER_CREATE)
+            await connection.execute(f"WITH {_TAG} {_TAG_PASSES.format(1)}", serials)
 
 
 class PgOutbox:
@@ -205,10 +320,27 @@ class PgProgramRepository(SqlProgramRepository):
         record = await connection.fetchrow(_PROGRAM_GET, program_id)
         if record is None:
             return None
-        program = mapping.program_from_row(ProgramRow(**dict(list(record.items())[:-1])))
-        self._cache.programs[program_id] = (record[-1], program)
-        self._state.program_digests[program_id] = record[-1]
+        program = mapping.program_from_row(ProgramRow(**dict(list(record.items())[:-2])))
+        self._cache.programs[program_id] = (record[-2], program)
+        self._state.program_digests[program_id] = record[-2]
+        self._state.store_digests[program_id] = record[-1]
         return program
+
+    async def list(self, program_id: str | None = None) -> list[Program]:
+        if program_id is not None:
+            program = await self.get(program_id)
+            return [program] if program is not None else []
+        # Issuing with a key bound to no program lists them all: digests only, then
+        # a row read for each program the cache does not hold as it is now.
+        connection = await self._state.connection(begin=False)
+        programs = []
+        for program_id, digest, stores in await connection.fetch(_PROGRAM_DIGESTS):
+            self._state.program_digests[program_id] = digest
+            self._state.store_digests[program_id] = stores
+            program = await self.get(program_id)
+            if program is not None:
+                programs.append(program)
+        return programs
 
     async def update(self, program: Program) -> None:
         self._state.program_digests.pop(program.id, None)
@@ -229,6 +361,40 @@ class PgCustomerRepository(SqlCustomerRepository):
 
     async def get_fresh(self, customer_id: str) -> Customer | None:
         return await self._read(_CUSTOMER_GET, customer_id, begin=False)
+
+    async def get_by_external_id(self, program_id: str, external_id: str) -> Customer | None:
+        connection = await self._state.connection(begin=False)
+        r = await connection.fetchrow(_CUSTOMER_BY_EXTERNAL_ID, program_id, external_id)
+        return self._customer(r) if r is not None else None
+
+    async def add(self, customer: Customer) -> None:
+        # A concurrent add of the same external id fails on the unique index: DuplicateKey.
+        connection = await self._state.connection()
+        await connection.execute(
+            _CUSTOMER_ADD,
+            customer.id,
+            customer.program_id,
+            customer.external_id,
+            customer.consents.location,
+            customer.consents.marketing,
+            customer.points_balance,
+            customer.tier,
+            customer.tier_floor,
+            customer.created_at,
+            customer.updated_at,
+        )
+
+    async def link(self, program_id: str, customer_id: str, identifier: Identifier) -> None:
+        connection = await self._state.connection()
+        await connection.execute(
+            _LINK,
+            program_id,
+            customer_id,
+            identifier.kind.value,
+            identifier.value,
+            identifier.source,
+            identifier.created_at,
+        )
 
     async def update(self, customer: Customer) -> None:
         assert customer.updated_at is not None
@@ -251,7 +417,11 @@ class PgCustomerRepository(SqlCustomerRepository):
     async def _read(self, sql: str, customer_id: str, *, begin: bool) -> Customer | None:
         connection = await self._state.connection(begin=begin)
         r = await connection.fetchrow(sql, customer_id)
-        if r is None or r[9] is not None:  # none, or erased: erased is gone for all
+        return self._customer(r) if r is not None else None
+
+    @staticmethod
+    def _customer(r: Any, *, living: bool = True) -> Customer | None:
+        if living and r[9] is not None:  # erased: gone for all
             return None
         return Customer(
             id=r[0],
@@ -268,14 +438,61 @@ class PgCustomerRepository(SqlCustomerRepository):
 
 
 class PgPassRepository(SqlPassRepository):
-    def __init__(self, session: AsyncSession, box: SecretBox, state: PgScanState) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        box: SecretBox,
+        state: PgScanState,
+        programs: PgProgramRepository,
+    ) -> None:
         super().__init__(session, box)
         self._state = state
+        self._programs = programs
 
     async def get(self, serial: str) -> WalletPass | None:
         connection = await self._state.connection(begin=False)
         record = await connection.fetchrow(_PASS_GET, serial)
         return self._from_record(record) if record is not None else None
+
+    async def get_with_holder(self, serial: str) -> tuple[WalletPass, Program, Customer] | None:
+        state = self._state
+        connection = await state.connection(begin=False)
+        r = await connection.fetchrow(_PASS_WITH_HOLDER, serial)
+        if r is None:
+            return None
+        # As the ORM's: the holder even when erased (a voided pass still reaches devices).
+        customer = PgCustomerRepository._customer(r[12:24], living=False)
+        wallet_pass = self._from_record(r)
+        program_id = wallet_pass.program_id
+        if r[24] is not None:
+            state.program_digests[program_id] = r[24]
+        state.store_digests[program_id] = r[25]
+        program = await self._programs.get(program_id)
+        if customer is None or program is None:
+            return None
+        return wallet_pass, program, customer
+
+    async def add(self, wallet_pass: WalletPass) -> None:
+        connection = await self._state.connection()
+        token = wallet_pass.authentication_token
+        sealed = self._box.seal(token)
+        await connection.execute(
+            _PASS_ADD,
+            wallet_pass.serial,
+            wallet_pass.program_id,
+            wallet_pass.customer_id,
+            wallet_pass.kind.value,
+            wallet_pass.state.value,
+            sealed,
+            _json(mapping.coupon_to_json(wallet_pass.coupon)),
+            wallet_pass.void_reason,
+            wallet_pass.version,
+            wallet_pass.content_hash,
+            wallet_pass.last_changed_at,
+            wallet_pass.created_at,
+        )
+        self._state.tokens[sealed] = token
+        self._state.pass_versions[wallet_pass.serial] = wallet_pass.version
 
     async def get_for_update(self, serial: str) -> WalletPass | None:
         # Row-locked, so two changes to one pass cannot overwrite each other.
@@ -307,21 +524,15 @@ class PgPassRepository(SqlPassRepository):
         stored = state.pass_versions.get(wallet_pass.serial)
         connection = await state.connection()
         if stored is None:
-            stored = await connection.fetchval(
-                "SELECT version FROM passes WHERE serial = $1", wallet_pass.serial
-            )
-            if stored is None:
-                raise LookupError(f"pass {wallet_pass.serial} vanished during the transaction")
-        if stored == wallet_pass.version:
-            await connection.execute(_PASS_UPDATE, *values)
+            stored = await connection.fetchval(_PASS_UPDATE_OLD, *values)
+            vanished = stored is None
         else:
-            # What devices see as "changed since": taken last, in commit order.
-            if state.outbox:
-                await state.write_outbox()
-            tag = await connection.fetchval(_PASS_UPDATE_TAGGED, *values)
-            if tag == -1:  # the counter's first use in this database
-                await connection.execute(_COUNTER_CREATE)
-                await connection.fetchval(_PASS_UPDATE_TAGGED, *values)
+            vanished = await connection.execute(_PASS_UPDATE, *values) == "UPDATE 0"
+        if vanished:
+            raise LookupError(f"pass {wallet_pass.serial} vanished during the transaction")
+        if stored != wallet_pass.version:
+            # What devices see as "changed since": tagged at commit, in commit order.
+            state.untagged.add(wallet_pass.serial)
         state.pass_versions[wallet_pass.serial] = wallet_pass.version
         state.connection.forget(PassRow, wallet_pass.serial)
 
@@ -361,8 +572,8 @@ class PgStoreRepository(SqlStoreRepository):
         connection = await self._state.connection(begin=False)
         records = await connection.fetch(_STORES_OF_DIGESTED, program_id)
         stores = self._stores(records)
-        if records:
-            self._cache.stores[program_id] = (records[0][7], tuple(stores))
+        # No stores digests as the pass lock's coalesce(…, '') does: md5 of nothing.
+        self._cache.stores[program_id] = (records[0][7] if records else _NO_STORES, tuple(stores))
         return stores
 
     async def add(self, store: Store) -> None:
@@ -432,8 +643,12 @@ class PgInbox(SqlInbox):
     async def respond(
         self, source: str, external_id: str, response: dict[str, Any], now: datetime
     ) -> None:
-        connection = await self._state.connection()
         claimed = self._claimed.get((source, external_id))
+        if claimed is not None and self._state.response is None:
+            # Written with the unit of work's last statement (PgScanState.write_pending).
+            self._state.response = (claimed, json.dumps(response), now)
+            return
+        connection = await self._state.connection()
         if claimed is not None:
             await connection.execute(_INBOX_RESPOND, claimed, json.dumps(response), now)
         else:
@@ -473,6 +688,41 @@ class PgAppleDeviceRepository(SqlAppleDeviceRepository):
         connection = await self._state.connection()
         # The due time stays as first set: a stream of changes must not postpone the push.
         await connection.execute(_PUSHES, serial, due_at)
+
+    async def changed(self, device_id: str, pass_type_id: str, since: int | None) -> ChangedPasses:
+        """Return every serial on the device changed after `since`, and the newest tag."""
+        connection = await self._state.connection(begin=False)
+        rows = await connection.fetch(_CHANGED, device_id, pass_type_id)
+        newest = max((tag for _, tag in rows), default=0)
+        serials = sorted(serial for serial, tag in rows if since is None or tag > since)
+        return ChangedPasses(tuple(serials), max(newest, since or 0))
+
+
+class PgApiKeyRepository(SqlApiKeyRepository):
+    """Every API call looks its key up: one statement, not an ORM load."""
+
+    def __init__(self, session: AsyncSession, state: PgScanState) -> None:
+        super().__init__(session)
+        self._state = state
+
+    async def get(self, key_id: str) -> StoredApiKey | None:
+        connection = await self._state.connection(begin=False)
+        r = await connection.fetchrow(_API_KEY_GET, key_id)
+        if r is None:
+            return None
+        return StoredApiKey(
+            id=r[0],
+            name=r[1],
+            secret_hash=r[2],
+            scopes=parse_scopes(json.loads(r[3])),
+            program_id=r[4],
+            created_at=mapping.aware(r[5]),
+            revoked_at=mapping.aware(r[6]) if r[6] else None,
+        )
+
+
+def _flat(rows: list[Any]) -> list[Any]:
+    return [value for row in rows for value in row]
 
 
 def _json(value: Any) -> str | None:

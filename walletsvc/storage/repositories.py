@@ -6,14 +6,14 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from walletsvc.domain.api_key import parse_scopes
 from walletsvc.domain.customer import Customer
 from walletsvc.domain.identifier import Identifier, IdentifierKind
-from walletsvc.domain.program import Program
+from walletsvc.domain.program import Program, RefreshPoint
 from walletsvc.domain.store import Store, Terminal
 from walletsvc.domain.wallet_pass import WalletPass
 from walletsvc.services.ports import StoredApiKey
@@ -69,17 +69,34 @@ class SqlProgramRepository:
         row.updated_at = fresh.updated_at
         self._session.add(row)
 
-    async def needing_refresh(self) -> tuple[tuple[str, int], ...]:
-        query = select(ProgramRow.id, ProgramRow.design_version).where(
-            col(ProgramRow.refreshed_version) < col(ProgramRow.design_version)
+    async def needing_refresh(self) -> tuple[tuple[str, RefreshPoint], ...]:
+        query = select(ProgramRow.id, ProgramRow.design_version, ProgramRow.stores_version).where(
+            or_(
+                col(ProgramRow.refreshed_version) < col(ProgramRow.design_version),
+                col(ProgramRow.refreshed_stores_version) < col(ProgramRow.stores_version),
+            )
         )
-        return tuple((row[0], row[1]) for row in (await self._session.exec(query)).all())
+        rows = (await self._session.exec(query)).all()
+        return tuple((row[0], RefreshPoint(row[1], row[2])) for row in rows)
 
-    async def mark_refreshed(self, program_id: str, version: int) -> None:
+    async def mark_refreshed(self, program_id: str, point: RefreshPoint) -> None:
+        # Each mark only moves forwards: a refresh that started before a later change
+        # leaves that change owed.
+        for done, value in (
+            (ProgramRow.refreshed_version, point.design_version),
+            (ProgramRow.refreshed_stores_version, point.stores_version),
+        ):
+            await self._session.exec(
+                update(ProgramRow)
+                .where(col(ProgramRow.id) == program_id, col(done) < value)
+                .values({done: value})
+            )
+
+    async def stores_changed(self, program_id: str) -> None:
         await self._session.exec(
             update(ProgramRow)
-            .where(col(ProgramRow.id) == program_id, col(ProgramRow.refreshed_version) < version)
-            .values(refreshed_version=version)
+            .where(col(ProgramRow.id) == program_id)
+            .values(stores_version=col(ProgramRow.stores_version) + 1)
         )
 
     async def put_assets(self, program_id: str, assets: Mapping[str, bytes]) -> None:
@@ -421,16 +438,19 @@ class SqlApiKeyRepository:
 
     async def get(self, key_id: str) -> StoredApiKey | None:
         row = await self._session.get(ApiKeyRow, key_id)
-        if row is None:
-            return None
-        return StoredApiKey(
-            id=row.id,
-            name=row.name,
-            secret_hash=row.secret_hash,
-            scopes=parse_scopes(row.scopes),
-            program_id=row.program_id,
-            created_at=mapping.aware(row.created_at),
-            revoked_at=mapping.aware(row.revoked_at) if row.revoked_at else None,
+        return _api_key(row) if row is not None else None
+
+    async def list(self, program_id: str | None) -> list[StoredApiKey]:
+        query = select(ApiKeyRow).order_by(col(ApiKeyRow.created_at), col(ApiKeyRow.id))
+        if program_id is not None:
+            query = query.where(col(ApiKeyRow.program_id) == program_id)
+        return [_api_key(row) for row in (await self._session.exec(query)).all()]
+
+    async def revoke(self, key_id: str, now: datetime) -> None:
+        await self._session.exec(
+            update(ApiKeyRow)
+            .where(col(ApiKeyRow.id) == key_id, col(ApiKeyRow.revoked_at).is_(None))
+            .values(revoked_at=now)
         )
 
     async def add(self, key: StoredApiKey) -> None:
@@ -445,3 +465,15 @@ class SqlApiKeyRepository:
                 created_at=key.created_at,
             )
         )
+
+
+def _api_key(row: ApiKeyRow) -> StoredApiKey:
+    return StoredApiKey(
+        id=row.id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        scopes=parse_scopes(row.scopes),
+        program_id=row.program_id,
+        created_at=mapping.aware(row.created_at),
+        revoked_at=mapping.aware(row.revoked_at) if row.revoked_at else None,
+    )

@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import or_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from walletsvc.domain.event import LOCATION_EVENT_TYPES
 from walletsvc.domain.geofence import AcceptedEvent
 from walletsvc.storage.mapping import aware
-from walletsvc.storage.tables import GeofenceRefusalRow, StoreVisitRow
+from walletsvc.storage.tables import (
+    EventDeliveryRow,
+    GeofenceRefusalRow,
+    OutboxRow,
+    StoreVisitRow,
+)
 
 
 class SqlStoreVisitRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._locked: set[tuple[str, str]] = set()
+
+    async def forget(self, customer_ids: Sequence[str], *, delivered_too: bool) -> int:
+        """Delete the customers' visit state and store events; return how many events went.
+
+        The events are the store entered/dwelled/exited rows of the outbox and what is
+        still owed of them to sinks. `delivered_too=False` drops only events not yet
+        delivered to every sink (consent withdrawn: nothing more leaves); True drops the
+        delivered history as well (erasure).
+        """
+        if not customer_ids:
+            return 0
+        await self._session.exec(
+            delete(StoreVisitRow).where(col(StoreVisitRow.customer_id).in_(customer_ids))
+        )
+        chosen = select(OutboxRow.seq).where(
+            col(OutboxRow.subject).in_(customer_ids),
+            col(OutboxRow.type).in_(LOCATION_EVENT_TYPES),
+        )
+        if not delivered_too:
+            owed = select(EventDeliveryRow.seq)
+            chosen = chosen.where(
+                or_(col(OutboxRow.distributed_at).is_(None), col(OutboxRow.seq).in_(owed))
+            )
+        seqs = [seq for seq in (await self._session.exec(chosen)).all() if seq is not None]
+        if not seqs:
+            return 0
+        await self._session.exec(
+            delete(EventDeliveryRow).where(col(EventDeliveryRow.seq).in_(seqs))
+        )
+        await self._session.exec(delete(OutboxRow).where(col(OutboxRow.seq).in_(seqs)))
+        return len(seqs)
 
     async def get_for_update(self, customer_id: str, store_id: str) -> AcceptedEvent | None:
         # Row-locked on PostgreSQL, so two claims of one customer at one store are judged

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -52,6 +53,10 @@ class ProgramRow(SQLModel, table=True):
     # The design version every pass has been re-rendered for; behind design_version
     # while a refresh is owed (services/program_refresh.py).
     refreshed_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Bumped by every store change (pass locations list the stores); the refreshed
+    # one trails it while the passes are being re-rendered.
+    stores_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    refreshed_stores_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
 
@@ -451,6 +456,23 @@ class RateBucketRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=100)
     tokens: float
     updated_at: datetime = Field(sa_column=_utc())
+
+
+class RequestBucketRow(SQLModel, table=True):
+    """A token bucket of incoming requests (per API key, terminal or client address).
+
+    Times are seconds since the epoch, so one statement can refill, take and say when
+    the bucket is full again (`full_at`: after that the row may be deleted, as a
+    missing row is a full bucket).
+    """
+
+    __tablename__ = "request_buckets"
+
+    key: str = Field(primary_key=True, max_length=200)
+    tokens: float = Field(sa_column=Column(Double, nullable=False))
+    taken: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_s: float = Field(sa_column=Column(Double, nullable=False))
+    full_at: float = Field(sa_column=Column(Double, nullable=False, index=True))
 
 
 class CallbackRejectionRow(SQLModel, table=True):

@@ -19,6 +19,7 @@ from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
 from walletsvc.storage.pg_connection import PgConnection
 from walletsvc.storage.pg_repositories import (
+    PgApiKeyRepository,
     PgAppleDeviceRepository,
     PgCustomerRepository,
     PgInbox,
@@ -40,6 +41,7 @@ from walletsvc.storage.repositories import (
     SqlStoreRepository,
     SqlTerminalRepository,
 )
+from walletsvc.storage.retention import SqlRetention
 from walletsvc.storage.secret_box import SecretBox
 from walletsvc.storage.store_visits import SqlGeofenceRefusals, SqlStoreVisitRepository
 from walletsvc.storage.tables import OutboxRow
@@ -100,6 +102,7 @@ class SqlUnitOfWork:
     rate_buckets: SqlRateBuckets
     callback_rejections: SqlCallbackRejections
     outbox: SqlOutbox | PgOutbox
+    retention: SqlRetention
 
     def __init__(
         self,
@@ -119,13 +122,14 @@ class SqlUnitOfWork:
             pg = self._pg = PgScanState(PgConnection(session))
             self.programs = PgProgramRepository(session, pg, self._programs)
             self.customers = PgCustomerRepository(session, pg)
-            self.passes = PgPassRepository(session, self._box, pg)
+            self.passes = PgPassRepository(session, self._box, pg, self.programs)
             self.stores = PgStoreRepository(session, pg, self._programs)
             self.terminals = PgTerminalRepository(session, self._box, pg)
             self.apple_devices = PgAppleDeviceRepository(session, pg)
             self.inbox = PgInbox(session, pg)
             self.ledger = PgLedger(session, pg)
             self.outbox = PgOutbox(pg, _utc_now)
+            self.api_keys = PgApiKeyRepository(session, pg)
         else:
             self.programs = SqlProgramRepository(session)
             self.customers = SqlCustomerRepository(session)
@@ -136,7 +140,7 @@ class SqlUnitOfWork:
             self.inbox = SqlInbox(session)
             self.ledger = SqlLedger(session)
             self.outbox = SqlOutbox(session)
-        self.api_keys = SqlApiKeyRepository(self._session)
+            self.api_keys = SqlApiKeyRepository(session)
         self.push_queue = SqlPushQueue(self._session)
         self.tier_feed = SqlTierFeed(self._session)
         self.schedule = SqlJobSchedule(self._session)
@@ -145,6 +149,7 @@ class SqlUnitOfWork:
         self.google_objects = SqlGoogleQueue(self._session)
         self.rate_buckets = SqlRateBuckets(self._session)
         self.callback_rejections = SqlCallbackRejections(self._session)
+        self.retention = SqlRetention(self._session)
         return self
 
     async def __aexit__(
@@ -164,8 +169,8 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         """Commit; a unique-key clash becomes DuplicateKey so use cases can retry or refuse."""
         try:
-            if self._pg is not None and self._pg.outbox:
-                await self._pg.write_outbox()
+            if self._pg is not None and self._pg.pending:
+                await self._pg.write_pending()
             await self._session.commit()
         except Exception as exc:
             if not (isinstance(exc, IntegrityError) or is_unique_violation(exc)):

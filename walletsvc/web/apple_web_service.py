@@ -37,8 +37,9 @@ AUTH_NOTE = " (Authorization: ApplePass <authenticationToken>)"
     REGISTRATION,
     summary="Register a device for a pass's updates" + AUTH_NOTE,
     tag=TAG,
+    surface="apple_web_service",
     body=AppleRegistrationIn,
-    responses={201: None, 200: None},
+    responses={201: None, 200: None, 401: None},
     auth=False,
     parse_body=False,
 )
@@ -60,7 +61,8 @@ async def apple_register(request: web.Request) -> web.Response:
     REGISTRATION,
     summary="Unregister a device from a pass's updates" + AUTH_NOTE,
     tag=TAG,
-    responses={200: None},
+    surface="apple_web_service",
+    responses={200: None, 401: None},
     auth=False,
 )
 async def apple_unregister(request: web.Request) -> web.Response:
@@ -80,6 +82,7 @@ async def apple_unregister(request: web.Request) -> web.Response:
     "/apple/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}",
     summary="Which of the device's passes changed since the tag (no auth)",
     tag=TAG,
+    surface="apple_web_service",
     responses={200: AppleSerialsOut, 204: None},
     auth=False,
     query={"passesUpdatedSince": "the lastUpdated tag of the previous answer"},
@@ -125,6 +128,7 @@ for _method in ("GET", "HEAD"):
         "/apple/v1/passes/{passTypeIdentifier}/{serialNumber}",
         summary="The latest version of a pass; 304 when If-Modified-Since is current" + AUTH_NOTE,
         tag=TAG,
+        surface="apple_web_service",
         responses={200: PKPASS_MEDIA_TYPE, 304: None, 401: None},
         auth=False,
     )(apple_latest)
@@ -135,6 +139,7 @@ for _method in ("GET", "HEAD"):
     "/apple/v1/log",
     summary="Wallet reports problems with this web service",
     tag=TAG,
+    surface="apple_web_service",
     body=AppleLogIn,
     responses={200: None},
     auth=False,

@@ -14,6 +14,8 @@ async def principal_of(request: web.Request) -> Principal:
     """Return the caller behind the request's API key, or refuse with 401."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+        raise Unauthorized(
+            "send the API key as 'Authorization: Bearer <key>'", reason="missing_credentials"
+        )
     container = request.app[CONTAINER]
     return await authenticate(container.ctx, token.strip(), container.admin_api_key)

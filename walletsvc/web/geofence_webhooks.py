@@ -16,6 +16,7 @@ from walletsvc.services.geofence_deliveries import record_geofence_delivery
 from walletsvc.web.api import router
 from walletsvc.web.geofence_schemas import GeofenceDeliveryOut
 from walletsvc.web.keys import CONTAINER
+from walletsvc.web.refusals import count_replay
 from walletsvc.web.router import json_response
 
 log = structlog.get_logger("walletsvc.web.geofence_webhooks")
@@ -31,6 +32,7 @@ log = structlog.get_logger("walletsvc.web.geofence_webhooks")
     tag="store",
     responses={200: GeofenceDeliveryOut, 401: None, 422: None},
     auth=False,
+    surface="geofence_webhook",
 )
 async def post_radar_webhook(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
@@ -49,6 +51,8 @@ async def post_radar_webhook(request: web.Request) -> web.Response:
         batch.claims,
         [skipped.reason for skipped in batch.skipped],
     )
+    if summary.replayed:
+        count_replay("geofence_webhook")
     log.info(
         "geofence.radar.delivery",
         accepted=summary.accepted,

@@ -14,6 +14,7 @@ from walletsvc.services.google_sync import program_logo
 from walletsvc.web.api import router
 from walletsvc.web.google_schemas import GoogleCallbackOut
 from walletsvc.web.keys import CONTAINER
+from walletsvc.web.refusals import count_replay
 from walletsvc.web.router import json_response
 
 
@@ -24,6 +25,7 @@ from walletsvc.web.router import json_response
     tag="wallets",
     responses={200: GoogleCallbackOut, 401: None, 404: None, 409: None, 422: None},
     auth=False,
+    surface="google_callback",
 )
 async def post_google_callback(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
@@ -34,6 +36,8 @@ async def post_google_callback(request: web.Request) -> web.Response:
             "Google Wallet callbacks are not configured", reason="callbacks_not_configured"
         )
     outcome = await record_google_callback(container.ctx, verifier, issuer_id, await request.read())
+    if outcome.repeated:
+        count_replay("google_callback")
     return json_response(
         GoogleCallbackOut(
             serial=outcome.serial, event=outcome.event.value, installs=outcome.installs

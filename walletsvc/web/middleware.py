@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from walletsvc.domain.errors import ConfigurationError, DomainError
+from walletsvc.domain.errors import ConfigurationError, DomainError, RateLimited
 from walletsvc.storage.database import database_unreachable
 from walletsvc.web.problem import from_domain_error, problem
 
@@ -23,6 +23,10 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # By route template, never the raw path (tokens and device ids stay out of labels).
 REQUESTS = Counter(
     "walletsvc_http_requests", "HTTP requests answered", ["method", "route", "status"]
+)
+# Refused for going over a rate limit, by scope (api_key, terminal, apple_log, ...).
+RATE_LIMITED = Counter(
+    "walletsvc_rate_limited", "Requests refused with 429 for exceeding a rate limit", ["scope"]
 )
 LATENCY = Histogram(
     "walletsvc_http_request_duration_seconds",
@@ -81,6 +85,9 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
     except DomainError as error:
         if isinstance(error, ConfigurationError):
             log.error("service.misconfigured", detail=error.detail)
+        if isinstance(error, RateLimited):
+            RATE_LIMITED.labels(scope=error.scope).inc()
+            log.info("http.rate_limited", scope=error.scope)
         return from_domain_error(error, request_id)
     except web.HTTPRequestEntityTooLarge:
         return problem(

@@ -19,6 +19,8 @@ from walletsvc.intake.contract import NormalizedPurchase, NormalizedScan, Parsed
 from walletsvc.services.pos_webhooks import accept_webhook, webhook_terminal
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
+from walletsvc.web.limits import admit
+from walletsvc.web.refusals import count_replay
 
 log = structlog.get_logger("walletsvc.pos")
 
@@ -30,6 +32,7 @@ log = structlog.get_logger("walletsvc.pos")
     tag="store",
     responses={200: None, 202: None, 401: None},
     auth=False,
+    surface="pos_webhook",
 )
 async def post_pos_webhook(request: web.Request) -> web.Response:
     ctx = request.app[CONTAINER].ctx
@@ -47,6 +50,7 @@ async def post_pos_webhook(request: web.Request) -> web.Response:
     except DomainError as error:
         log.warning("pos.webhook.rejected", adapter=slug, reason=error.reason)
         raise
+    await admit(request, "pos_webhook", terminal.id)  # after the signature: forgeries spend nothing
     if parsed.ignored:
         return web.json_response({"status": "ignored", "type": parsed.event_type})
     stored = await accept_webhook(
@@ -57,6 +61,8 @@ async def post_pos_webhook(request: web.Request) -> web.Response:
         hashlib.sha256(raw).hexdigest(),
         _items(parsed),
     )
+    if not stored:
+        count_replay("pos_webhook")
     return web.json_response({"status": "accepted" if stored else "duplicate"}, status=202)
 
 

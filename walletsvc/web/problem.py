@@ -15,6 +15,7 @@ from walletsvc.domain.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     Unavailable,
 )
@@ -28,6 +29,7 @@ STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (RateLimited, 429),
     (InvalidInput, 422),
     (Unavailable, 503),
     (ConfigurationError, 500),
@@ -39,6 +41,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
@@ -95,4 +98,15 @@ def from_domain_error(error: DomainError, request_id: str | None) -> web.Respons
     if isinstance(error, ConfigurationError):
         # Operators read the log; callers only learn that the service is misconfigured.
         detail = "the service is not configured to do this; the operator has been told"
-    return problem(status, detail, reason=error.reason, request_id=request_id, field=error.field)
+    headers = None
+    if isinstance(error, RateLimited):
+        # Whole seconds (RFC 9110 delay-seconds), never 0: the bucket is empty until then.
+        headers = {"Retry-After": str(max(1, int(error.retry_after_s)))}
+    return problem(
+        status,
+        detail,
+        reason=error.reason,
+        request_id=request_id,
+        field=error.field,
+        headers=headers,
+    )

@@ -21,7 +21,7 @@ from walletsvc.domain.program import (
     Tier,
 )
 from walletsvc.domain.store import Store
-from walletsvc.services.api_keys import create_api_key
+from walletsvc.services.api_keys import create_api_key, list_api_keys, revoke_api_key
 from walletsvc.services.programs import create_program, list_programs, update_program
 from walletsvc.services.stores import (
     GENERATED_SECRET_ADAPTERS,
@@ -57,6 +57,41 @@ async def create_key(request: web.Request, principal: Principal, body: s.ApiKeyI
         program=stored.program_id,
     )
     return json_response(out, 201)
+
+
+@router.route(
+    "GET",
+    "/api/v1/api-keys",
+    summary="List API keys (never their secrets); a program's key sees its program's",
+    tag="access",
+    responses={200: s.ApiKeyListOut},
+)
+async def list_keys(request: web.Request, principal: Principal) -> web.Response:
+    keys = await list_api_keys(request.app[CONTAINER].ctx, principal)
+    items = [
+        s.ApiKeyInfoOut(
+            id=key.id,
+            name=key.name,
+            scopes=sorted(scope.value for scope in key.scopes),
+            program=key.program_id,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+        for key in keys
+    ]
+    return json_response(s.ApiKeyListOut(items=items))
+
+
+@router.route(
+    "DELETE",
+    "/api/v1/api-keys/{key_id}",
+    summary="Revoke an API key at once (idempotent)",
+    tag="access",
+    responses={204: None},
+)
+async def revoke_key(request: web.Request, principal: Principal) -> web.Response:
+    await revoke_api_key(request.app[CONTAINER].ctx, principal, request.match_info["key_id"])
+    return web.Response(status=204)
 
 
 def localized(value: str | s.LocalizedTextIn) -> LocalizedText:

@@ -15,9 +15,12 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from walletsvc.domain.errors import DomainError
 from walletsvc.web.auth import principal_of
+from walletsvc.web.limits import admit
 from walletsvc.web.middleware import request_id_of
 from walletsvc.web.problem import PROBLEM_MEDIA_TYPE, problem
+from walletsvc.web.refusals import API_AUTH, count_refusal
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Endpoint = Callable[..., Awaitable[web.StreamResponse]]
@@ -38,6 +41,8 @@ class Operation:
     query: dict[str, str] = field(default_factory=dict)
     # False: the body is only described; the endpoint reads it itself (after its own auth).
     parse_body: bool = True
+    # Where refusals are counted (walletsvc_refusals_total{surface}); None: not counted.
+    surface: str | None = None
 
 
 class ApiRouter:
@@ -58,6 +63,7 @@ class ApiRouter:
         auth: bool = True,
         query: dict[str, str] | None = None,
         parse_body: bool = True,
+        surface: str | None = None,
     ) -> Callable[[Endpoint], Endpoint]:
         """Declare an operation; the endpoint gets `request`, and `principal` and `body` if any."""
 
@@ -74,6 +80,7 @@ class ApiRouter:
                     auth,
                     query or {},
                     parse_body,
+                    surface or (API_AUTH if auth else None),
                 )
             )
             return endpoint
@@ -89,16 +96,23 @@ class ApiRouter:
 def _handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         arguments: dict[str, Any] = {}
-        # Who is calling is settled before the body is read: an unauthenticated caller
-        # learns nothing about what a valid body would look like.
-        if operation.auth:
-            arguments["principal"] = await principal_of(request)
-        if operation.body is not None and operation.parse_body:
-            parsed = await parse_body(request, operation.body)
-            if isinstance(parsed, web.Response):
-                return parsed
-            arguments["body"] = parsed
-        return await operation.endpoint(request, **arguments)
+        try:
+            # Who is calling is settled before the body is read: an unauthenticated
+            # caller learns nothing about what a valid body would look like.
+            if operation.auth:
+                principal = arguments["principal"] = await principal_of(request)
+                # Counted once the key is known good: a forged key spends no one's allowance.
+                await admit(request, "api_key", principal.key_id)
+            if operation.body is not None and operation.parse_body:
+                parsed = await parse_body(request, operation.body)
+                if isinstance(parsed, web.Response):
+                    return parsed
+                arguments["body"] = parsed
+            return await operation.endpoint(request, **arguments)
+        except DomainError as error:
+            # The one place refusals are counted; the middleware still writes the answer.
+            count_refusal(operation.surface, error)
+            raise
 
     return handle
 
@@ -200,23 +214,18 @@ def openapi_document(
                 "required": True,
                 "content": {"application/json": {"schema": ref(operation.body, "validation")}},
             }
+        pages = any(response == HTML for response in operation.responses.values())
         for status, response in operation.responses.items():
             entry: dict[str, Any] = {"description": TITLES_OK.get(status, "response")}
             if isinstance(response, type):
                 entry["content"] = {"application/json": {"schema": ref(response, "serialization")}}
             elif isinstance(response, str):
                 entry["content"] = {response: {"schema": {"type": "string", "format": "binary"}}}
+            elif status >= 400:
+                entry = _problem_response(pages)
             item["responses"][str(status)] = entry
         for status in _error_statuses(operation):
-            item["responses"].setdefault(
-                str(status),
-                {
-                    "description": "problem",
-                    "content": {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    },
-                },
-            )
+            item["responses"].setdefault(str(status), _problem_response(pages))
         if operation.auth:
             item["security"] = [{"bearer": []}]
         paths.setdefault(operation.path, {})[operation.method.lower()] = item
@@ -237,12 +246,34 @@ def _path_parameters(path: str) -> list[str]:
 
 
 def _error_statuses(operation: Operation) -> list[int]:
-    statuses = [404, 500]
+    """Return the problem statuses any operation of this kind can answer.
+
+    Every operation may meet a bad path or query value (400, 404, 422), a rate limit
+    (429), a dependency down (503) or a bug (500); key routes add 401 and 403; routes
+    with a body add the body's refusals; writes may clash with the current state (409).
+    What an operation refuses beyond that, it declares in its own `responses`.
+    """
+    statuses = {400, 404, 422, 429, 500, 503}
     if operation.auth:
-        statuses += [401, 403]
+        statuses |= {401, 403}
     if operation.body is not None:
-        statuses += [400, 413, 415, 422]
+        statuses |= {408, 413, 415}
+    if operation.method in ("POST", "PUT", "PATCH", "DELETE"):
+        statuses.add(409)
     return sorted(statuses)
+
+
+def _problem_response(pages: bool) -> dict[str, Any]:
+    """Return the OpenAPI response of a problem; pages for people may answer HTML too."""
+    content: dict[str, Any] = {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    if pages:
+        content[HTML] = {"schema": {"type": "string"}}
+    return {"description": "problem", "content": content}
+
+
+HTML = "text/html"
 
 
 TITLES_OK = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 304: "Not Modified"}

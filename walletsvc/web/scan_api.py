@@ -14,6 +14,8 @@ from walletsvc.intake import standard_webhooks
 from walletsvc.services.scans import record_scan, scanning_terminal
 from walletsvc.web.api import router
 from walletsvc.web.keys import CONTAINER
+from walletsvc.web.limits import admit
+from walletsvc.web.refusals import count_replay
 from walletsvc.web.router import json_response, parse_body
 from walletsvc.web.scan_schemas import ScanCouponOut, ScanIn, ScanOut
 
@@ -29,6 +31,7 @@ from walletsvc.web.scan_schemas import ScanCouponOut, ScanIn, ScanOut
     body=ScanIn,
     responses={200: ScanOut, 401: None, 409: None},
     auth=False,
+    surface="scan",
     parse_body=False,
 )
 async def post_scan(request: web.Request) -> web.Response:
@@ -37,6 +40,7 @@ async def post_scan(request: web.Request) -> web.Response:
     raw = await request.read()
     keys = [standard_webhooks.decode_secret(s) for s in terminal.signing_secrets(ctx.clock())]
     standard_webhooks.verify(request.headers, raw, keys, ctx.clock())
+    await admit(request, "terminal", terminal.id)  # after the signature: forgeries spend nothing
     body = await parse_body(request, ScanIn)
     if isinstance(body, web.Response):
         return body
@@ -53,6 +57,8 @@ async def post_scan(request: web.Request) -> web.Response:
             order_id=body.order_id,
         ),
     )
+    if result.replayed:
+        count_replay("scan")
     coupon = (
         ScanCouponOut(
             title=str(result.coupon["title"]),

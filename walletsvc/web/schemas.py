@@ -37,6 +37,21 @@ class ApiKeyOut(Out):
     program: str | None
 
 
+class ApiKeyInfoOut(Out):
+    """A key as listed: never its secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    program: str | None
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyListOut(Out):
+    items: list[ApiKeyInfoOut]
+
+
 ShortText = Annotated[str, Field(min_length=1, max_length=60)]
 Template = Annotated[str, Field(max_length=200)]
 
