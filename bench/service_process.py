@@ -37,7 +37,9 @@ async def fresh_database(name: str) -> None:
         await admin.close()
 
 
-def start_server(database: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    database: str, data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Run `walletsvc serve` (development mode, demo program) on the database."""
     env = dict(
         os.environ,
@@ -47,6 +49,7 @@ def start_server(database: str, data_dir: Path, port: int) -> subprocess.Popen[b
         WALLETSVC_PUBLIC_URL=f"http://127.0.0.1:{port}",
         WALLETSVC_PORT=str(port),
         WALLETSVC_LOG_LEVEL="warning",
+        **(extra_env or {}),
     )
     # The benches drive one terminal, one key and one address far beyond what a till or a
     # phone sends: limits stay on (their cost is measured) but out of the way.

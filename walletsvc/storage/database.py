@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -70,6 +71,40 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 _PING_AFTER_IDLE_S = 10.0
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Tell whether an error means the database cannot be reached now (down, restarting,
+    the connection cut, the pool exhausted), not that the request or our code is wrong.
+
+    The causes are followed because SQLAlchemy wraps the driver's error, and a failed
+    rollback on a dead connection hides the first failure under its own.
+    """
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNREACHABLE):
+            return True
+        seen += 1
+        current = current.__cause__ or current.__context__
+    return False
+
+
+# ConnectionError: refused or reset on connect (asyncpg raises the socket's own error).
+# PostgresConnectionError: "connection was closed in the middle of operation" and its
+# kin; CannotConnectNowError (an OperatorInterventionError): "the database system is
+# starting up"; OperatorInterventionError: an administrator's or a crash's shutdown;
+# TooManyConnectionsError: a full server. exc.TimeoutError: the pool is exhausted.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    exc.TimeoutError,
+    exc.DisconnectionError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from walletsvc.domain.errors import ConfigurationError, DomainError, RateLimited
+from walletsvc.storage.database import database_unreachable
 from walletsvc.web.problem import from_domain_error, problem
 
 log = structlog.get_logger("walletsvc.http")
@@ -100,7 +101,18 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
         return problem(
             exc.status, exc.reason, reason=reason, request_id=request_id, headers=headers
         )
-    except Exception:
+    except Exception as error:
+        if database_unreachable(error):
+            # PostgreSQL restarting or unreachable: the client may retry (a scan with the
+            # same scan_id applies once), so say so instead of claiming a bug.
+            log.warning("http.database_unavailable", error=type(error).__name__)
+            return problem(
+                503,
+                "the database cannot be reached; retry shortly",
+                reason="database_unavailable",
+                request_id=request_id,
+                headers={"Retry-After": "1"},
+            )
         log.exception("http.unhandled_error")
         return problem(
             500,
