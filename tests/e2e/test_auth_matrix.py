@@ -16,24 +16,12 @@ import pytest
 from tests.e2e.test_access import make_key
 from tests.e2e.test_scans import _till
 from tests.helpers import issue_loyalty
+from walletsvc.domain.api_key import Scope
 from walletsvc.web.api import router
 
 PROBLEM = "application/problem+json"
-ALL_SCOPES = [
-    "customers:read",
-    "customers:write",
-    "passes:read",
-    "passes:write",
-    "loyalty:read",
-    "loyalty:write",
-    "stores:write",
-    "geofence:write",
-    "programs:read",
-    "programs:write",
-    "api-keys:write",
-    "metrics:read",
-    "dashboard:read",
-]
+# Every scope there is but admin: a key that may do anything a program key can.
+ALL_SCOPES = [scope.value for scope in Scope if scope is not Scope.ADMIN]
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,8 @@ STORES = [
 
 
 async def test_an_issued_pass_lists_the_programs_stores(client, admin):
-    for store_id, name, latitude, longitude in STORES:
-        response = await client.post(
-            "/api/v1/stores",
-            json={
-                "id": store_id,
-                "program": "demo",
-                "name": name,
-                "latitude": latitude,
-                "longitude": longitude,
-                "radius_m": 150,
-            },
-            headers=admin,
-        )
-        assert response.status == 201, await response.text()
+    for store in STORES:
+        await _add_store(client, admin, *store)
     issued = await issue_loyalty(client, admin, "located-1")
     download = await client.get(path_of(issued["apple"]["pkpass_url"]))
     document = json.loads(unpack(await download.read())["pass.json"])
