@@ -11,20 +11,14 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from walletsvc.config import LimitsSettings
+
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = "bench-admin-key-0123456789abcdefghijklmnop"
 # `walletsvc serve --workers N` when WORKERS is set (one process otherwise).
 WORKERS = ["--workers", os.environ["WORKERS"]] if os.environ.get("WORKERS") else []
-UNLIMITED_SCOPES = (
-    "api_key",
-    "terminal",
-    "pos_webhook",
-    "apple_log",
-    "apple_device",
-    "google_callback",
-    "add_page",
-    "dashboard_login",
-)
+# Every rate-limit scope the service has, from its own settings model.
+UNLIMITED_SCOPES = tuple(LimitsSettings().rate_limits())
 
 
 async def fresh_database(name: str) -> None:

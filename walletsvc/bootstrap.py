@@ -188,20 +188,7 @@ def build_container(settings: Settings) -> Container:
 
 
 def _request_limiter(settings: Settings, engine: AsyncEngine) -> RequestLimiter:
-    limits = settings.limits
-    scopes = {
-        name: getattr(limits, name)
-        for name in (
-            "api_key",
-            "terminal",
-            "pos_webhook",
-            "apple_log",
-            "apple_device",
-            "google_callback",
-            "add_page",
-            "dashboard_login",
-        )
-    }
+    scopes = settings.limits.rate_limits()
     return RequestLimiter(
         SqlRequestBuckets(engine),
         {

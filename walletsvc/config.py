@@ -238,6 +238,10 @@ class LimitsSettings(Section):
     # How many proxies append to the header (the address is that many entries from the end).
     trusted_proxy_hops: int = Field(default=1, ge=1, le=10)
 
+    def rate_limits(self) -> dict[str, RateLimitSettings]:
+        """Return every rate-limit scope (api_key, terminal, ...) with its settings."""
+        return {name: value for name, value in self if isinstance(value, RateLimitSettings)}
+
     # Request bodies, in bytes, where `max_body_bytes` would be too generous.
     scan_body_bytes: int = Field(default=8 * 1024, ge=256)
     geofence_body_bytes: int = Field(default=16 * 1024, ge=256)
