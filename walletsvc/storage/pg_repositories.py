@@ -6,7 +6,7 @@ friends) that a scan, a loyalty change or a pass change calls; the others stay o
 ORM, in the same transaction (storage/pg_connection.py). SQLite keeps the ORM
 classes. What these write, the ORM would have written: the test suite runs on both.
 
-The raw writes drop the ORM's copy of the row they change (`PgConnection.forget`), so
+The raw writes drop the ORM's copy of the row they change (`PgLink.forget`), so
 an ORM read later in the same unit of work sees the new values.
 """
 
@@ -35,7 +35,7 @@ from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.counter import PASS_UPDATE
 from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
-from walletsvc.storage.pg_connection import PgConnection
+from walletsvc.storage.pg_connection import PgLink
 from walletsvc.storage.repositories import (
     SqlApiKeyRepository,
     SqlCustomerRepository,
@@ -242,7 +242,7 @@ class ProgramCache:
 class PgScanState:
     """What the repositories of one unit of work share: rows seen, writes held back."""
 
-    connection: PgConnection
+    connection: PgLink
     program_digests: dict[str, str] = field(default_factory=dict)
     store_digests: dict[str, str] = field(default_factory=dict)
     pass_versions: dict[str, int] = field(default_factory=dict)

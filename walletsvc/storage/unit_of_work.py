@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, cast
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from walletsvc.domain.errors import DuplicateKey
@@ -17,7 +17,7 @@ from walletsvc.storage.apple_registrations import SqlAppleDeviceRepository
 from walletsvc.storage.google_objects import SqlGoogleQueue
 from walletsvc.storage.inbox import SqlInbox
 from walletsvc.storage.ledger import SqlLedger
-from walletsvc.storage.pg_connection import PgConnection
+from walletsvc.storage.pg_connection import PgLink
 from walletsvc.storage.pg_repositories import (
     PgApiKeyRepository,
     PgAppleDeviceRepository,
@@ -109,17 +109,23 @@ class SqlUnitOfWork:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         programs: ProgramCache | None = None,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self._sessions = sessions
         self._box = box
         # Set on PostgreSQL: the hot paths' repositories go through asyncpg directly.
         self._programs = programs
-        self._pg: PgScanState | None = None
+        self._engine = engine
+        self._link: PgLink | None = None
 
     async def __aenter__(self) -> Self:
-        session = self._session = self._sessions()
-        if self._programs is not None:
-            pg = self._pg = PgScanState(PgConnection(session))
+        if self._programs is not None and self._engine is not None:
+            link = self._link = PgLink(self._engine, self._sessions)
+            # The ORM repositories get a session made when they first use it, on the
+            # link's connection; a unit of work of raw statements never makes one.
+            session = cast(AsyncSession, _SessionOnFirstUse(link))
+            self._session = session
+            pg = PgScanState(link)
             self.programs = PgProgramRepository(session, pg, self._programs)
             self.customers = PgCustomerRepository(session, pg)
             self.passes = PgPassRepository(session, self._box, pg, self.programs)
@@ -130,7 +136,10 @@ class SqlUnitOfWork:
             self.ledger = PgLedger(session, pg)
             self.outbox = PgOutbox(pg, _utc_now)
             self.api_keys = PgApiKeyRepository(session, pg)
+            self._pg: PgScanState | None = pg
         else:
+            self._pg = None
+            session = self._session = self._sessions()
             self.programs = SqlProgramRepository(session)
             self.customers = SqlCustomerRepository(session)
             self.passes = SqlPassRepository(session, self._box)
@@ -141,15 +150,15 @@ class SqlUnitOfWork:
             self.ledger = SqlLedger(session)
             self.outbox = SqlOutbox(session)
             self.api_keys = SqlApiKeyRepository(session)
-        self.push_queue = SqlPushQueue(self._session)
-        self.tier_feed = SqlTierFeed(self._session)
-        self.schedule = SqlJobSchedule(self._session)
-        self.store_visits = SqlStoreVisitRepository(self._session)
-        self.geofence_refusals = SqlGeofenceRefusals(self._session)
-        self.google_objects = SqlGoogleQueue(self._session)
-        self.rate_buckets = SqlRateBuckets(self._session)
-        self.callback_rejections = SqlCallbackRejections(self._session)
-        self.retention = SqlRetention(self._session)
+        self.push_queue = SqlPushQueue(session)
+        self.tier_feed = SqlTierFeed(session)
+        self.schedule = SqlJobSchedule(session)
+        self.store_visits = SqlStoreVisitRepository(session)
+        self.geofence_refusals = SqlGeofenceRefusals(session)
+        self.google_objects = SqlGoogleQueue(session)
+        self.rate_buckets = SqlRateBuckets(session)
+        self.callback_rejections = SqlCallbackRejections(session)
+        self.retention = SqlRetention(session)
         return self
 
     async def __aexit__(
@@ -158,10 +167,13 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
+        if self._link is not None:
+            await self._link.close()
+        else:
+            try:
+                await self._session.rollback()
+            finally:
+                await self._session.close()
         # A flush inside the block may hit a unique key a concurrent writer just took.
         if exc is not None and is_unique_violation(exc):
             raise DuplicateKey("a row with the same key exists already") from exc
@@ -171,11 +183,15 @@ class SqlUnitOfWork:
         try:
             if self._pg is not None and self._pg.pending:
                 await self._pg.write_pending()
-            await self._session.commit()
+            if self._link is not None:
+                await self._link.commit()
+            else:
+                await self._session.commit()
         except Exception as exc:
             if not (isinstance(exc, IntegrityError) or is_unique_violation(exc)):
                 raise
-            await self._session.rollback()
+            if self._link is None:
+                await self._session.rollback()
             if is_unique_violation(exc):
                 raise DuplicateKey("a row with the same key exists already") from exc
             raise
@@ -188,12 +204,23 @@ class SqlUnitOfWorkFactory:
         self._sessions = sessions
         self._box = box
         bind = sessions.kw.get("bind")
-        postgresql = bind is not None and bind.dialect.name == "postgresql"
+        postgresql = isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
+        self._engine = bind if postgresql else None
         # One cache per engine, so per database (tests open several in one process).
         self._programs = ProgramCache() if postgresql else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self._box, self._programs)
+        return SqlUnitOfWork(self._sessions, self._box, self._programs, self._engine)
+
+
+class _SessionOnFirstUse:
+    """Stands for the unit of work's ORM session and makes it when first touched."""
+
+    def __init__(self, link: PgLink) -> None:
+        self._link = link
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._link.orm(), name)
 
 
 def _utc_now() -> datetime:
