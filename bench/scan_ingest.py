@@ -254,11 +254,11 @@ SQL = {
     " previous_secret_sealed, previous_valid_until, created_at FROM terminals WHERE id = $1",
     "inbox_claim_now": "INSERT INTO inbox (source, external_id, fingerprint, received_at,"
     " response, body) VALUES ($1, $2, $3, $4, 'null', $5) RETURNING id",
-    "pass_lock_digests": "SELECT serial, program_id, customer_id, kind, state,"
+    # since 0014 the program's revision, not md5 digests of the program and its stores
+    "pass_lock_revision": "SELECT serial, program_id, customer_id, kind, state,"
     " auth_token_sealed, coupon, void_reason, version, content_hash, last_changed_at,"
-    " created_at, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id),"
-    " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
-    " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE",
+    " created_at, (SELECT revision FROM programs g WHERE g.id = passes.program_id)"
+    " FROM passes WHERE serial = $1 FOR UPDATE",
     "customer_lock_all": "SELECT id, program_id, external_id, location_consent,"
     " marketing_consent, points_balance, tier, merged_into, tier_floor, erased_at, created_at,"
     " updated_at FROM customers WHERE id = $1 FOR UPDATE",
@@ -441,10 +441,11 @@ async def floor_scan(pool: Connections, work: ScanWork) -> None:
     """The service's statements for one purchase scan, in its order, without the ORM.
 
     Read from PostgreSQL's statement log (bench/README.md): the terminal read on its
-    own, then BEGIN, inbox claim, pass lock with the digests of the program and its
-    stores, customer lock, ledger insert, customer update, the customer's passes,
-    push-queue upsert, pass update, then one statement for the outbox rows, the inbox
-    response and the counter bump tagging the pass, COMMIT. 12 round trips.
+    own, then BEGIN, inbox claim, pass lock with its program's revision (what the
+    program cache checks), customer lock, ledger insert, customer update, the
+    customer's passes, push-queue upsert, pass update, then one statement for the
+    outbox rows, the inbox response and the counter bump tagging the pass, COMMIT.
+    12 round trips.
     """
     holder = work.holder
     async with pool.connection() as connection:
@@ -455,7 +456,7 @@ async def floor_scan(pool: Connections, work: ScanWork) -> None:
             inbox_id = await connection.fetchval(
                 SQL["inbox_claim_now"], SOURCE, work.scan_id, fingerprint, received, None
             )
-            wallet_pass = await connection.fetchrow(SQL["pass_lock_digests"], holder.serial)
+            wallet_pass = await connection.fetchrow(SQL["pass_lock_revision"], holder.serial)
             customer = await connection.fetchrow(SQL["customer_lock_all"], holder.customer_id)
             effects = ScanEffects(
                 work, customer["points_balance"], customer["tier"], wallet_pass["version"]

@@ -12,7 +12,6 @@ an ORM read later in the same unit of work sees the new values.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,26 +54,21 @@ _PASS = (
     "serial, program_id, customer_id, kind, state, auth_token_sealed, coupon, void_reason,"
     " version, content_hash, last_changed_at, created_at"
 )
-# The digests of the program's row and of its stores ride along with the pass lock, so
-# the cached Program and stores are checked without round trips of their own
-# (ProgramCache).
+# The revision of the pass's program (a primary-key read) rides along with the pass
+# lock, so the cached Program and stores are checked without round trips of their own
+# (ProgramCache). Triggers move it on any change of the program or its stores (0014).
+_REVISION_OF = "(SELECT revision FROM programs g WHERE g.id = {})"
 _PASS_LOCK = (
-    f"SELECT {_PASS}, (SELECT md5(g::text) FROM programs g WHERE g.id = passes.program_id),"
-    " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
-    " WHERE s.program_id = passes.program_id) FROM passes WHERE serial = $1 FOR UPDATE"
+    f"SELECT {_PASS}, {_REVISION_OF.format('passes.program_id')} FROM passes"
+    " WHERE serial = $1 FOR UPDATE"
 )
 _PASS_GET = f"SELECT {_PASS} FROM passes WHERE serial = $1"
-_STORES_DIGEST = (
-    "(SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.id), '')) FROM stores s"
-    " WHERE s.program_id = {})"
-)
-# A pass with its holder and the digests of its program and stores: one round trip for
-# the download and for "latest pass", the program and stores coming from ProgramCache.
+# A pass with its holder and its program's revision: one round trip for the download
+# and for "latest pass", the program and stores coming from ProgramCache.
 _PASS_WITH_HOLDER = (
     f"SELECT {', '.join('p.' + c.strip() for c in _PASS.split(','))},"
     f" {', '.join('c.' + c.strip() for c in _CUSTOMER.split(','))},"
-    " (SELECT md5(g::text) FROM programs g WHERE g.id = p.program_id),"
-    f" {_STORES_DIGEST.format('p.program_id')}"
+    f" {_REVISION_OF.format('p.program_id')}"
     " FROM passes p JOIN customers c ON c.id = p.customer_id WHERE p.serial = $1"
 )
 _PASSES_OF = f"SELECT {_PASS} FROM passes WHERE customer_id = $1 ORDER BY created_at"
@@ -123,20 +117,16 @@ _CUSTOMER_UPDATE = (
 )
 _PROGRAM_GET = (
     "SELECT id, name, points_per_unit, tiers, apple, google, loyalty, design_version,"
-    " refreshed_version, created_at, updated_at, md5(programs::text),"
-    f" {_STORES_DIGEST.format('programs.id')} FROM programs WHERE id = $1"
+    " refreshed_version, created_at, updated_at, revision FROM programs WHERE id = $1"
 )
-_NO_STORES = hashlib.md5(b"", usedforsecurity=False).hexdigest()
-# Which programs there are, with digests: cached ones are used when the digest matches.
-_PROGRAM_DIGESTS = (
-    f"SELECT id, md5(programs::text), {_STORES_DIGEST.format('programs.id')} FROM programs"
-    " ORDER BY id"
-)
-# Each row carries the digest of them all, computed as the pass lock computes it.
-_STORES_OF_DIGESTED = (
-    "SELECT id, program_id, name, latitude, longitude, radius_m, created_at,"
-    " md5(string_agg(s::text, ',') OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING"
-    " AND UNBOUNDED FOLLOWING)) FROM stores s WHERE program_id = $1 ORDER BY id"
+# Which programs there are, with revisions: cached ones are used when the revision matches.
+_PROGRAM_REVISIONS = "SELECT id, revision FROM programs ORDER BY id"
+# The stores with the revision they belong to, read in one statement (one snapshot);
+# a program without stores is one row of NULLs, so its revision is still read.
+_STORES_OF = (
+    "SELECT g.revision, s.id, s.program_id, s.name, s.latitude, s.longitude, s.radius_m,"
+    " s.created_at FROM programs g LEFT JOIN stores s ON s.program_id = g.id"
+    " WHERE g.id = $1 ORDER BY s.id"
 )
 _TERMINAL_GET = (
     "SELECT id, store_id, program_id, adapter, secret_sealed, previous_secret_sealed,"
@@ -227,15 +217,18 @@ _LAST_STATEMENTS = {
 
 @dataclass
 class ProgramCache:
-    """Programs and their stores as last read, with digests (one per engine, so per database).
+    """Programs and their stores as last read, with the program's revision (one per engine,
+    so per database).
 
-    A unit of work uses a cached program only when a statement of its own saw the same
-    digest in the database (the pass lock reads it), so a change made by any process is
-    seen at once; nothing here outlives what PostgreSQL holds.
+    A unit of work uses a cached program or its stores only when a statement of its own
+    saw the same revision in the database (the pass lock reads it). PostgreSQL triggers
+    give the program a never-reused revision on any change of its row or its stores,
+    whoever makes it (migration 0014), so a change made by any process is seen at once;
+    nothing here outlives what PostgreSQL holds.
     """
 
-    programs: dict[str, tuple[str, Program]] = field(default_factory=dict)
-    stores: dict[str, tuple[str, tuple[Store, ...]]] = field(default_factory=dict)
+    programs: dict[str, tuple[int, Program]] = field(default_factory=dict)
+    stores: dict[str, tuple[int, tuple[Store, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,8 +236,8 @@ class PgScanState:
     """What the repositories of one unit of work share: rows seen, writes held back."""
 
     connection: PgLink
-    program_digests: dict[str, str] = field(default_factory=dict)
-    store_digests: dict[str, str] = field(default_factory=dict)
+    # The revision of each program as a statement of this unit of work saw it.
+    revisions: dict[str, int] = field(default_factory=dict)
     pass_versions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     outbox: list[Any] = field(default_factory=list)
@@ -312,38 +305,38 @@ class PgProgramRepository(SqlProgramRepository):
         self._cache = cache
 
     async def get(self, program_id: str) -> Program | None:
-        digest = self._state.program_digests.get(program_id)
+        revision = self._state.revisions.get(program_id)
         cached = self._cache.programs.get(program_id)
-        if digest is not None and cached is not None and cached[0] == digest:
+        if revision is not None and cached is not None and cached[0] == revision:
             return cached[1]
         connection = await self._state.connection(begin=False)
         record = await connection.fetchrow(_PROGRAM_GET, program_id)
         if record is None:
             return None
-        program = mapping.program_from_row(ProgramRow(**dict(list(record.items())[:-2])))
-        self._cache.programs[program_id] = (record[-2], program)
-        self._state.program_digests[program_id] = record[-2]
-        self._state.store_digests[program_id] = record[-1]
+        row = ProgramRow(**dict(record.items()))
+        program = mapping.program_from_row(row)
+        self._cache.programs[program_id] = (row.revision, program)
+        self._state.revisions[program_id] = row.revision
         return program
 
     async def list(self, program_id: str | None = None) -> list[Program]:
         if program_id is not None:
             program = await self.get(program_id)
             return [program] if program is not None else []
-        # Issuing with a key bound to no program lists them all: digests only, then
+        # Issuing with a key bound to no program lists them all: revisions only, then
         # a row read for each program the cache does not hold as it is now.
         connection = await self._state.connection(begin=False)
         programs = []
-        for program_id, digest, stores in await connection.fetch(_PROGRAM_DIGESTS):
-            self._state.program_digests[program_id] = digest
-            self._state.store_digests[program_id] = stores
+        for program_id, revision in await connection.fetch(_PROGRAM_REVISIONS):
+            self._state.revisions[program_id] = revision
             program = await self.get(program_id)
             if program is not None:
                 programs.append(program)
         return programs
 
     async def update(self, program: Program) -> None:
-        self._state.program_digests.pop(program.id, None)
+        # Read afresh (after the flush) from now on in this unit of work.
+        self._state.revisions.pop(program.id, None)
         await super().update(program)
 
 
@@ -465,8 +458,7 @@ class PgPassRepository(SqlPassRepository):
         wallet_pass = self._from_record(r)
         program_id = wallet_pass.program_id
         if r[24] is not None:
-            state.program_digests[program_id] = r[24]
-        state.store_digests[program_id] = r[25]
+            state.revisions[program_id] = r[24]
         program = await self._programs.get(program_id)
         if customer is None or program is None:
             return None
@@ -501,8 +493,7 @@ class PgPassRepository(SqlPassRepository):
         if record is None:
             return None
         if record[12] is not None:
-            self._state.program_digests[record[1]] = record[12]
-        self._state.store_digests[record[1]] = record[13]
+            self._state.revisions[record[1]] = record[12]
         return self._from_record(record)
 
     async def for_customer(self, customer_id: str) -> list[WalletPass]:
@@ -565,34 +556,33 @@ class PgStoreRepository(SqlStoreRepository):
         self._cache = cache
 
     async def for_program(self, program_id: str) -> list[Store]:
-        digest = self._state.store_digests.get(program_id)
+        revision = self._state.revisions.get(program_id)
         cached = self._cache.stores.get(program_id)
-        if digest is not None and cached is not None and cached[0] == digest:
+        if revision is not None and cached is not None and cached[0] == revision:
             return list(cached[1])
         connection = await self._state.connection(begin=False)
-        records = await connection.fetch(_STORES_OF_DIGESTED, program_id)
-        stores = self._stores(records)
-        # No stores digests as the pass lock's coalesce(…, '') does: md5 of nothing.
-        self._cache.stores[program_id] = (records[0][7] if records else _NO_STORES, tuple(stores))
+        records = await connection.fetch(_STORES_OF, program_id)
+        if not records:  # no such program
+            return []
+        stores = [
+            Store(
+                id=r[1],
+                program_id=r[2],
+                name=r[3],
+                latitude=r[4],
+                longitude=r[5],
+                radius_m=r[6],
+                created_at=mapping.aware(r[7]),
+            )
+            for r in records
+            if r[1] is not None
+        ]
+        self._cache.stores[program_id] = (records[0][0], tuple(stores))
         return stores
 
     async def add(self, store: Store) -> None:
-        self._state.store_digests.pop(store.program_id, None)
+        self._state.revisions.pop(store.program_id, None)
         await super().add(store)
-
-    def _stores(self, records: list[Any]) -> list[Store]:
-        return [
-            Store(
-                id=r[0],
-                program_id=r[1],
-                name=r[2],
-                latitude=r[3],
-                longitude=r[4],
-                radius_m=r[5],
-                created_at=mapping.aware(r[6]),
-            )
-            for r in records
-        ]
 
 
 class PgTerminalRepository(SqlTerminalRepository):

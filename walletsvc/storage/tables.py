@@ -59,6 +59,12 @@ class ProgramRow(SQLModel, table=True):
     refreshed_stores_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
+    # On PostgreSQL a new number from a sequence, set by triggers on every change of this
+    # row or of the program's stores, whatever wrote it (migration 0014): what the
+    # per-process ProgramCache checks. Whatever is written here is overwritten.
+    revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class ProgramAssetRow(SQLModel, table=True):
