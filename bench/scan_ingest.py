@@ -30,8 +30,8 @@ same scan sequence:
 - `service`: signed scans (Standard Webhooks headers, X-Terminal-Id; bodies and
   signatures made before the clock starts) posted over loopback with aiohttp.
 
-Both floors use at most POOL connections (the service's pool: pool_size 10 plus
-max_overflow 10). Each row reports scans/s, p50/p99 latency seen by the client, and CPU
+Both floors use at most POOL connections (the service's pool: database_pool_size,
+20 by default). Each row reports scans/s, p50/p99 latency seen by the client, and CPU
 per scan of this process, the server, PostgreSQL (this database's backends and the
 shared processes) and the rest of the machine (from /proc). The machine's cores are
 shared by all of them, so the service also pays for its load generator, which the

@@ -286,7 +286,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: str = ""  # default: http://{host}:{port}
     database_url: str = "sqlite+aiosqlite:///./walletsvc.db"
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(default=20, ge=1, le=200)
     migrate_on_start: bool = True
     data_dir: Path = Path(".walletsvc")
 
