@@ -22,6 +22,14 @@ class SignedPassCache:
         self.hits = 0
         self.misses = 0
 
+    def peek(self, key: tuple[str, str]) -> bytes | None:
+        """Return the cached bundle for `key` if there is one (a hit), else None."""
+        cached = self._entries.get(key)
+        if cached is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return cached
+
     async def get_or_make(
         self, key: tuple[str, str], make: Callable[[], Awaitable[bytes]]
     ) -> bytes:
