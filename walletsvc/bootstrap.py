@@ -163,6 +163,7 @@ def build_container(settings: Settings) -> Container:
         link_ttl=timedelta(days=settings.link_ttl_days),
         development=settings.development,
         push_delay=timedelta(seconds=settings.apple.apns.push_delay_s),
+        push_lease=timedelta(seconds=settings.apple.apns.claim_lease_s),
         geofence=_geofence_policy(settings),
         google=_google_wallet(settings, dev_files, uow, public_url),
         google_delay=timedelta(seconds=settings.google.sync_delay_s),

@@ -49,6 +49,9 @@ class ApnsSettings(Section):
     max_in_flight: int = Field(default=1000, ge=1, le=100_000)
     # How long a change waits for more changes to the same pass before its push goes out.
     push_delay_s: float = Field(default=1.0, ge=0, le=3600)
+    # A worker claims due pushes for this long; if its process dies mid-push, another
+    # process sends them once the claim runs out. Longer than a batch takes to send.
+    claim_lease_s: float = Field(default=60.0, ge=5, le=3600)
 
 
 class AppleSettings(Section):

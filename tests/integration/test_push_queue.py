@@ -106,6 +106,34 @@ async def test_pending_pushes_survive_a_restart(client, admin, container, make_s
         await restarted.close()
 
 
+async def test_a_process_dying_mid_push_leaves_it_to_another_after_the_claim_lease(
+    client, admin, container, make_settings
+):
+    wallet = Wallet(client, admin)
+    issued = await _installed_coupon(wallet, [(DEVICE, TOKEN)])
+    await wallet.change_coupon(issued["serial"], title="27% off")
+    # Two processes configured with a 5 s claim (apple.apns.claim_lease_s), not 60.
+    first = build_container(make_settings(apple={"apns": {"claim_lease_s": 5}}))
+    second = build_container(make_settings(apple={"apns": {"claim_lease_s": 5}}))
+
+    async def die() -> None:
+        raise asyncio.CancelledError  # the process is killed with the push in flight
+
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await deliver_due_pushes(later(first, 5), FakeApns(during_send=die))
+        apns = FakeApns()
+        # While the dead process's claim lasts, nobody sends the push twice...
+        assert sum((await deliver_due_pushes(later(second, 9), apns)).values()) == 0
+        # ...and once it ran out (5 s after the claim, not 60), the other process does.
+        await deliver_due_pushes(later(second, 11), apns)
+        assert [token for _, token in apns.sent] == [TOKEN]
+        assert await _pending(container) == []
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_an_unregistered_token_loses_its_registrations_and_is_not_retried(
     client, admin, container
 ):

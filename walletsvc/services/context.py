@@ -26,6 +26,9 @@ class ServiceContext:
     development: bool
     # How long a pass change waits for more changes before its push goes out.
     push_delay: timedelta = timedelta(seconds=1)
+    # How long a push worker's claim lasts: after a crash mid-push, the wait before
+    # another process sends what it had claimed.
+    push_lease: timedelta = timedelta(seconds=60)
     pass_cache: SignedPassCache = field(default_factory=SignedPassCache)
     # The windows geofence claims are judged with ([geofence] settings).
     geofence: GeofencePolicy = field(default_factory=GeofencePolicy)

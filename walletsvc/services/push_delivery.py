@@ -30,7 +30,7 @@ class PushPolicy:
     """How the worker batches and backs off."""
 
     batch: int = 500
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta | None = None  # None: the configured claim lease (ctx.push_lease)
     first_retry: timedelta = timedelta(seconds=5)
     max_retry: timedelta = timedelta(hours=1)
     misconfigured_retry: timedelta = timedelta(minutes=15)
@@ -43,7 +43,8 @@ async def deliver_due_pushes(
     """Push one batch of due pushes and settle each by its reply; return the outcomes."""
     policy = policy or PushPolicy()
     async with ctx.uow() as uow:
-        jobs = await uow.push_queue.claim(ctx.clock(), policy.lease, policy.batch)
+        lease = policy.lease or ctx.push_lease
+        jobs = await uow.push_queue.claim(ctx.clock(), lease, policy.batch)
         await uow.commit()
     outcomes: Counter[PushOutcome] = Counter()
     if not jobs:
