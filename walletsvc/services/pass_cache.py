@@ -34,10 +34,8 @@ class SignedPassCache:
         self, key: tuple[str, str], make: Callable[[], Awaitable[bytes]]
     ) -> bytes:
         """Return the cached bundle for `key`, or make it once however many ask at the same time."""
-        cached = self._entries.get(key)
+        cached = self.peek(key)
         if cached is not None:
-            self._entries.move_to_end(key)
-            self.hits += 1
             return cached
         pending = self._pending.get(key)
         if pending is not None:
