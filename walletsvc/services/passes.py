@@ -222,15 +222,10 @@ async def signed_pass(
     stores: Sequence[Store],
 ) -> PkpassBundle:
     """Return the signed bundle of what the pass shows now, signing only what is not cached."""
-    # The pass row's content_hash is the digest of what the pass showed when it was
-    # last saved (save_pass, the design and store refresh), and a cached bundle under a
-    # digest is that rendering byte for byte: a hit needs no rendering (which was 40% of
-    # a "latest pass" request's CPU). What is served then always matches the pass's
-    # version and Last-Modified; a miss renders what the pass shows now.
-    if wallet_pass.content_hash:
-        cached = ctx.pass_cache.peek((wallet_pass.serial, wallet_pass.content_hash))
-        if cached is not None:
-            return PkpassBundle(cached, wallet_pass)
+    # Rendered on every call, not looked up by the pass row's content_hash: keying the
+    # cache by the stored hash once served a card without the balance just set
+    # (tests/e2e/test_loyalty.py, a SQLite run), so the stored hash can lag what the
+    # pass shows; until that is understood, what is served is what it shows now.
     pass_json = ctx.apple.render(pass_content(ctx, program, customer, wallet_pass, stores))
 
     async def sign() -> bytes:
